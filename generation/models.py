@@ -1,0 +1,118 @@
+"""Datasets of tiles and the tiles themselves (DESIGN.md, "Data conventions")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count
+
+from generation.tilestore import tile_relpath
+
+SHA256_REGEX = r"^[0-9a-f]{64}$"
+
+
+class Dataset(models.Model):
+    """A named set of tiles, e.g. `pcam-sample`, imported from one or more sources."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    tile_size = models.PositiveSmallIntegerField(default=96)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Tiles per split and label: {"train": {"healthy": n, "tumour": m}, ...}."""
+        result: dict[str, dict[str, int]] = {}
+        rows = self.tiles.values("split", "label").annotate(n=Count("id")).order_by("split")
+        for row in rows:
+            labels = result.setdefault(row["split"], {name: 0 for name in Tile.Label.names_lower()})
+            labels[Tile.Label(row["label"]).name.lower()] = row["n"]
+        return result
+
+
+class LabelChoices(models.IntegerChoices):
+    HEALTHY = 0, "healthy"
+    TUMOUR = 1, "tumour"
+
+    @classmethod
+    def names_lower(cls) -> list[str]:
+        return [name.lower() for name in cls.names]
+
+
+class Tile(models.Model):
+    """One tile, stored once per dataset as a lossless PNG named by the hash of its pixels."""
+
+    class Kind(models.TextChoices):
+        REAL = "real"
+        SYNTHETIC = "synthetic"
+
+    Label = LabelChoices
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="tiles")
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the decoded RGB pixels")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REAL)
+    label = models.PositiveSmallIntegerField(choices=LabelChoices.choices)
+    split = models.CharField(max_length=32)
+    width = models.PositiveSmallIntegerField()
+    height = models.PositiveSmallIntegerField()
+    source = models.CharField(
+        max_length=1024,
+        blank=True,
+        help_text="File the pixels came from, relative to the import root",
+    )
+    source_index = models.IntegerField(
+        null=True, blank=True, help_text="Row in an HDF5 file or line in a CSV manifest"
+    )
+    provenance = models.JSONField(
+        default=dict, blank=True, help_text="Import run, duplicate sources; later generator details"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "sha256"], name="tile_once_per_dataset"),
+            models.CheckConstraint(condition=models.Q(label__in=[0, 1]), name="tile_label_0_or_1"),
+            models.CheckConstraint(
+                condition=models.Q(sha256__regex=SHA256_REGEX), name="tile_sha256_hex"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["dataset", "split", "label"]),
+            models.Index(fields=["sha256"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}:{self.sha256[:12]}"
+
+    @property
+    def relpath(self) -> str:
+        return tile_relpath(self.sha256).as_posix()
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / self.relpath
+
+
+class ImportRun(models.Model):
+    """One successful `import_tiles` run: where from, with what options, and its summary."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="imports")
+    source = models.CharField(max_length=1024)
+    format = models.CharField(max_length=16)
+    options = models.JSONField(default=dict)
+    summary = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} <- {self.source}"

@@ -1,0 +1,18 @@
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import FileResponse, Http404, HttpRequest
+from django.shortcuts import get_object_or_404
+
+from generation.models import Tile
+
+
+@staff_member_required
+def tile_image(request: HttpRequest, pk: int) -> FileResponse:
+    """The stored PNG of a tile, for staff only (admin thumbnails); readers never reach it."""
+    tile = get_object_or_404(Tile, pk=pk)
+    try:
+        handle = tile.path.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404(f"tile file {tile.relpath} is missing from MEDIA_ROOT") from exc
+    response = FileResponse(handle, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

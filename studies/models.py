@@ -1,0 +1,1 @@
+"""Reader studies: built on the tiles of the generation app (the reader-study issue adds models)."""

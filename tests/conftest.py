@@ -1,0 +1,25 @@
+"""Shared fixtures: every test gets its own MEDIA_ROOT and cache, and tiles made on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_PCAM = Path(__file__).resolve().parents[2] / "shared" / "pcam"
+
+
+@pytest.fixture(autouse=True)
+def isolated_storage(settings, tmp_path: Path) -> Path:
+    """A fresh MEDIA_ROOT and cache per test, so tests never see each other's files."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.HISTOSTUDY_CACHE_DIR = tmp_path / "cache"
+    settings.MEDIA_ROOT.mkdir()
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def shared_pcam() -> Path:
+    if not (SHARED_PCAM / "train").is_dir():
+        pytest.skip("../shared/pcam is not available here")
+    return SHARED_PCAM

@@ -1,0 +1,116 @@
+"""Tile fixtures: small H&E-like images written in the layouts import_tiles reads."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from generation.tilestore import pixel_sha256
+
+
+def he_like_tile(seed: int, size: int = 96) -> np.ndarray:
+    """A pink background with purple blobs: enough structure to survive JPEG distinctly."""
+    rng = np.random.default_rng(seed)
+    tile = np.empty((size, size, 3), np.float64)
+    tile[:] = (230, 180, 210)
+    yy, xx = np.mgrid[:size, :size]
+    for _ in range(rng.integers(5, 15)):
+        cy, cx, r = rng.integers(0, size), rng.integers(0, size), rng.integers(3, 9)
+        tile[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = (110, 60, 150)
+    tile += rng.normal(0, 6, tile.shape)
+    return np.clip(tile, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class TileFolder:
+    """An image-folder tree <split>/<label>/*.jpg and what an import of it must find."""
+
+    root: Path
+    unique: dict[str, tuple[int, str]] = field(default_factory=dict)  # sha -> (label, split)
+    files: int = 0
+    duplicates: int = 0
+
+    def decoded(self, path: Path) -> np.ndarray:
+        with Image.open(path) as image:
+            return np.asarray(image)
+
+
+@pytest.fixture
+def tile_folder(tmp_path: Path) -> TileFolder:
+    """12 train + 4 valid tiles as JPEG, half tumour, plus 2 byte-identical duplicates."""
+    folder = TileFolder(tmp_path / "pcam")
+    seed = 0
+    for split, per_label in (("train", 6), ("valid", 2)):
+        for label in (0, 1):
+            directory = folder.root / split / str(label)
+            directory.mkdir(parents=True)
+            for _ in range(per_label):
+                path = directory / f"patch{seed:07d}.jpg"
+                Image.fromarray(he_like_tile(seed)).save(path, quality=75)
+                folder.unique[pixel_sha256(folder.decoded(path))] = (label, split)
+                folder.files += 1
+                seed += 1
+    for original in ("train/1/patch0000006.jpg", "valid/0/patch0000012.jpg"):
+        source = folder.root / original
+        shutil.copy(source, source.with_name("copy_" + source.name))
+        folder.files += 1
+        folder.duplicates += 1
+    (folder.root / "README.md").write_text(
+        "not a tile; importers ignore files outside label folders"
+    )
+    return folder
+
+
+def write_hdf5_pair(
+    directory: Path, split: str, pixels: np.ndarray, labels: np.ndarray, gz: bool = False
+) -> Path:
+    """PCam's layout: <name>_x.h5 with 'x' (N, 96, 96, 3) and <name>_y.h5 with 'y' (N, 1, 1, 1)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"camelyonpatch_level_2_split_{split}"
+    x_path, y_path = directory / f"{stem}_x.h5", directory / f"{stem}_y.h5"
+    with h5py.File(x_path, "w") as handle:
+        handle.create_dataset("x", data=pixels, chunks=(min(len(pixels), 32), *pixels.shape[1:]))
+    with h5py.File(y_path, "w") as handle:
+        handle.create_dataset("y", data=labels.reshape(-1, 1, 1, 1))
+    if not gz:
+        return x_path
+    for path in (x_path, y_path):
+        with path.open("rb") as src, gzip.open(path.with_name(path.name + ".gz"), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        path.unlink()
+    return x_path.with_name(x_path.name + ".gz")
+
+
+@pytest.fixture
+def hdf5_from_folder(tmp_path: Path) -> Callable[..., Path]:
+    """Write a folder's tiles (decoded pixels, file order) as PCam HDF5 pairs, one per split."""
+
+    def build(folder: TileFolder, gz: bool = False) -> Path:
+        out = tmp_path / "h5"
+        for split_dir in sorted(p for p in folder.root.iterdir() if p.is_dir()):
+            files = sorted(split_dir.glob("*/*.jpg"))
+            pixels = np.stack([folder.decoded(f) for f in files])
+            labels = np.array([int(f.parent.name) for f in files], np.uint8)
+            write_hdf5_pair(out, split_dir.name, pixels, labels, gz=gz)
+        return out
+
+    return build
+
+
+def write_manifest(
+    path: Path, rows: list[list[str]], header: tuple[str, ...] = ("path", "label", "split")
+) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
