@@ -56,8 +56,13 @@ def main() -> None:
     settings.MEDIA_ROOT = work / "media-one"  # an empty store, so PNGs are written again
     run("first import, 1 worker", "bench-one", 1)
 
-    print(f"import_tiles on {source} ({platform.node()}, {cores} cores, {time.strftime('%Y-%m-%d')})")
-    print(f"{'case':32} {'files':>7} {'stored':>7} {'dups':>6} {'seconds':>8} {'files/s':>8} {'vs first':>9}")
+    print(
+        f"import_tiles on {source} ({platform.node()}, {cores} cores, {time.strftime('%Y-%m-%d')})"
+    )
+    print(
+        f"{'case':32} {'files':>7} {'stored':>7} {'dups':>6} {'seconds':>8} "
+        f"{'files/s':>8} {'vs first':>9}"
+    )
     base = rows[0][4]
     for label, files, stored, dups, seconds in rows:
         print(
