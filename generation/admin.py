@@ -2,9 +2,16 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from generation.models import Dataset, ImportRun, Tile
+from generation.models import (
+    Dataset,
+    ImportRun,
+    MorphologyCluster,
+    MorphologyClustering,
+    Tile,
+    TileAnnotation,
+)
 
 
 def thumbnail(tile: Tile, scale: int = 1) -> str:
@@ -85,3 +92,116 @@ class TileAdmin(admin.ModelAdmin):
     @admin.display(description="sha256")
     def short_sha(self, obj: Tile) -> str:
         return obj.sha256[:12]
+
+
+class TileAnnotationInline(admin.StackedInline):
+    model = TileAnnotation
+    can_delete = False
+    fields = [
+        "quality_ok",
+        "quality_reasons",
+        "cluster",
+        "clustering",
+        "prompts",
+        "features",
+        "quality",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+TileAdmin.inlines = [TileAnnotationInline]
+TileAdmin.list_filter = [*TileAdmin.list_filter, "annotation__quality_ok", "annotation__cluster"]
+
+
+class MorphologyClusterInline(admin.TabularInline):
+    model = MorphologyCluster
+    extra = 0
+    can_delete = False
+    fields = ["index", "name", "size", "healthy", "tumour"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(MorphologyClustering)
+class MorphologyClusteringAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "embedding", "k", "seed", "n_init", "fitted_on", "created_at"]
+    list_filter = ["dataset", "embedding"]
+    readonly_fields = [
+        "dataset",
+        "embedding",
+        "embedding_key",
+        "embedding_path",
+        "k",
+        "seed",
+        "n_init",
+        "fitted_on",
+        "inertia",
+        "vocabulary",
+        "created_at",
+    ]
+    exclude = ["scaler_mean", "scaler_scale", "centres"]
+    inlines = [MorphologyClusterInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # fitted by annotate_tiles
+
+
+@admin.register(MorphologyCluster)
+class MorphologyClusterAdmin(admin.ModelAdmin):
+    """What 'morphology type twelve' looks like: sample tiles, size, label mix, mean features."""
+
+    list_display = ["name", "clustering", "size", "healthy", "tumour", "tumour_share"]
+    list_filter = ["clustering__dataset", "clustering"]
+    list_select_related = ["clustering__dataset"]
+    readonly_fields = [
+        "clustering",
+        "index",
+        "name",
+        "size",
+        "healthy",
+        "tumour",
+        "gallery",
+        "features_table",
+    ]
+    exclude = ["mean_features"]
+    GALLERY = 24
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="tumour share")
+    def tumour_share(self, obj: MorphologyCluster) -> str:
+        return f"{obj.tumour / obj.size:.0%}" if obj.size else "-"
+
+    @admin.display(description="sample tiles (healthy first, then tumour)")
+    def gallery(self, obj: MorphologyCluster) -> str:
+        members = Tile.objects.filter(
+            annotation__clustering=obj.clustering, annotation__cluster=obj.index
+        ).order_by("label", "sha256")  # sha order: a stable, unbiased sample
+        half = self.GALLERY // 2
+        tiles = [*members.filter(label=0)[:half], *members.filter(label=1)[:half]]
+        return format_html_join(
+            "",
+            '<a href="{}" title="{}">{}</a> ',
+            (
+                (
+                    reverse("admin:generation_tile_change", args=[t.pk]),
+                    t.get_label_display(),
+                    thumbnail(t),
+                )
+                for t in tiles
+            ),
+        )
+
+    @admin.display(description="mean features")
+    def features_table(self, obj: MorphologyCluster) -> str:
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td></tr>", sorted(obj.mean_features.items())
+        )
+        return format_html("<table>{}</table>", rows)

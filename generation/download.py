@@ -18,24 +18,36 @@ from tqdm import tqdm
 
 PCAM_FILES: dict[str, tuple[tuple[str, str], ...]] = {
     "train": (
-        ("camelyonpatch_level_2_split_train_x.h5.gz",
-         "d619e741468a7ab35c7e4a75e6821b7e7e6c9411705d45708f2a0efc8960656c"),
-        ("camelyonpatch_level_2_split_train_y.h5.gz",
-         "b74126d2c01b20d3661f9b46765d29cf4e4fba6faba29c8e0d09d406331ab75a"),
+        (
+            "camelyonpatch_level_2_split_train_x.h5.gz",
+            "d619e741468a7ab35c7e4a75e6821b7e7e6c9411705d45708f2a0efc8960656c",
+        ),
+        (
+            "camelyonpatch_level_2_split_train_y.h5.gz",
+            "b74126d2c01b20d3661f9b46765d29cf4e4fba6faba29c8e0d09d406331ab75a",
+        ),
     ),
     "valid": (
-        ("camelyonpatch_level_2_split_valid_x.h5.gz",
-         "f82ee1670d027b4ec388048d9eabc2186b77c009655dae76d624c0ecb053ccb2"),
-        ("camelyonpatch_level_2_split_valid_y.h5.gz",
-         "ce1ae30f08feb468447971cfd0472e7becd0ad96d877c64120c72571439ae48c"),
+        (
+            "camelyonpatch_level_2_split_valid_x.h5.gz",
+            "f82ee1670d027b4ec388048d9eabc2186b77c009655dae76d624c0ecb053ccb2",
+        ),
+        (
+            "camelyonpatch_level_2_split_valid_y.h5.gz",
+            "ce1ae30f08feb468447971cfd0472e7becd0ad96d877c64120c72571439ae48c",
+        ),
     ),
     "test": (
-        ("camelyonpatch_level_2_split_test_x.h5.gz",
-         "79174c2201ad521602a5888be8f36ee10875f37403dd3f2086caf2182ef87245"),
-        ("camelyonpatch_level_2_split_test_y.h5.gz",
-         "0a522005fccc8bbd04c5a117bfaf81d8da2676f03a29d7499f71d0a0bd6068ef"),
+        (
+            "camelyonpatch_level_2_split_test_x.h5.gz",
+            "79174c2201ad521602a5888be8f36ee10875f37403dd3f2086caf2182ef87245",
+        ),
+        (
+            "camelyonpatch_level_2_split_test_y.h5.gz",
+            "0a522005fccc8bbd04c5a117bfaf81d8da2676f03a29d7499f71d0a0bd6068ef",
+        ),
     ),
-}  # fmt: skip
+}
 CHUNK = 1 << 20
 
 

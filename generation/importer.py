@@ -10,13 +10,10 @@ leave at most complete, correctly named tile files without rows; a re-run adopts
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
 import shutil
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,7 +23,8 @@ from django.db import IntegrityError, transaction
 from tqdm import tqdm
 
 from generation.models import Dataset, ImportRun, Tile
-from generation.sources import PreparedTile, SourceError, SourceItem, open_source, prepare_tile
+from generation.parallel import ordered_map, worker_count
+from generation.sources import PreparedTile, SourceError, open_source, prepare_tile
 from generation.tilestore import tile_relpath
 
 BATCH = 1000
@@ -183,7 +181,7 @@ def import_tiles(
             bar = tqdm(
                 total=tiles.count, unit="tile", desc=f"import {dataset}", disable=not progress
             )
-            results = _map(prepare, tiles.items, _worker_count(workers, tiles.count))
+            results = ordered_map(prepare, tiles.items, worker_count(workers, tiles.count))
             with bar, contextlib.closing(results):
                 for tile in results:
                     summary.files_read += 1
@@ -220,25 +218,6 @@ def import_tiles(
         with contextlib.suppress(OSError):  # still in use by a concurrent import
             staging.parent.rmdir()
     return summary
-
-
-def _worker_count(requested: int | None, count: int) -> int:
-    """Processes to decode with: as asked, else all cores but no pool for a handful of tiles."""
-    if requested:
-        return requested
-    return max(1, min(os.cpu_count() or 1, count // 256))
-
-
-def _map(
-    func: Callable[[SourceItem], PreparedTile], items: Iterable[SourceItem], workers: int
-) -> Iterator[PreparedTile]:
-    """Apply `func` in order, in `workers` processes (1: in this process)."""
-    if workers <= 1:
-        yield from map(func, items)
-        return
-    context = multiprocessing.get_context("forkserver" if os.name != "nt" else "spawn")
-    with context.Pool(workers) as pool:
-        yield from pool.imap(func, items, chunksize=32)
 
 
 def _record_duplicates(dataset: Dataset, duplicate_sources: dict[str, list[str]]) -> None:

@@ -46,6 +46,12 @@ class LabelChoices(models.IntegerChoices):
         return [name.lower() for name in cls.names]
 
 
+class TileQuerySet(models.QuerySet):
+    def accepted(self) -> TileQuerySet:
+        """Tiles that passed the quality filter: what training and cohorts use by default."""
+        return self.filter(annotation__quality_ok=True)
+
+
 class Tile(models.Model):
     """One tile, stored once per dataset as a lossless PNG named by the hash of its pixels."""
 
@@ -74,6 +80,8 @@ class Tile(models.Model):
         default=dict, blank=True, help_text="Import run, duplicate sources; later generator details"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TileQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -116,3 +124,102 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset} <- {self.source}"
+
+
+class MorphologyClustering(models.Model):
+    """K-means over one embedding of a dataset's accepted tiles, kept to assign new tiles."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="clusterings")
+    embedding = models.CharField(max_length=40, help_text="morphometrics, inception or dino")
+    embedding_key = models.CharField(
+        max_length=80, help_text="embedding plus a checksum of its weights; keys the cache"
+    )
+    embedding_path = models.CharField(max_length=1024, blank=True)
+    k = models.PositiveSmallIntegerField()
+    seed = models.IntegerField()
+    n_init = models.PositiveSmallIntegerField()
+    fitted_on = models.PositiveIntegerField(help_text="accepted tiles the centres were fitted on")
+    scaler_mean = models.JSONField()
+    scaler_scale = models.JSONField()
+    centres = models.JSONField(help_text="k x D centres in standardised space")
+    inertia = models.FloatField()
+    vocabulary = models.JSONField(help_text="feature bins (tertile edges) of the features prompts")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "embedding_key", "k", "seed", "n_init"],
+                name="one_clustering_per_setting",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} / {self.embedding} k={self.k} seed={self.seed}"
+
+
+class MorphologyCluster(models.Model):
+    """One morphology type: its size, label mix and mean features, for the admin gallery."""
+
+    clustering = models.ForeignKey(
+        MorphologyClustering, on_delete=models.CASCADE, related_name="clusters"
+    )
+    index = models.PositiveSmallIntegerField()
+    name = models.CharField(
+        max_length=60, help_text="as the prompts say it: 'morphology type twelve'"
+    )
+    size = models.PositiveIntegerField(default=0)
+    healthy = models.PositiveIntegerField(default=0)
+    tumour = models.PositiveIntegerField(default=0)
+    mean_features = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["clustering", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["clustering", "index"], name="cluster_index_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.clustering})"
+
+
+class TileAnnotation(models.Model):
+    """What the images say about a tile: quality verdict, features, cluster, prompts."""
+
+    tile = models.OneToOneField(
+        Tile, on_delete=models.CASCADE, primary_key=True, related_name="annotation"
+    )
+    quality_ok = models.BooleanField(db_index=True)
+    quality_reasons = models.JSONField(default=list, blank=True)
+    quality = models.JSONField(help_text="statistics behind the paper's outlier rules")
+    features = models.JSONField(help_text="morphometric features (generation.features)")
+    clustering = models.ForeignKey(
+        MorphologyClustering,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="annotations",
+    )
+    cluster = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
+    prompts = models.JSONField(default=dict, blank=True, help_text="scheme -> prompt")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"annotation of {self.tile_id}"
+
+
+class TileEmbedding(models.Model):
+    """Cached embedding of a tile's pixels (float32), shared by every dataset holding them."""
+
+    sha256 = models.CharField(max_length=64)
+    embedding_key = models.CharField(max_length=80)
+    vector = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sha256", "embedding_key"], name="embedding_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.embedding_key} of {self.sha256[:12]}"

