@@ -29,6 +29,7 @@ demo: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	@test -d "$(PCAM)" || { echo "No PCam tiles at $(PCAM). Put the PCam image folder there, or run: make demo PCAM=/path/to/pcam"; exit 2; }
 	$(PY) manage.py import_tiles "$(PCAM)" --dataset pcam-sample
+	$(PY) manage.py annotate_tiles --dataset pcam-sample
 	$(PY) manage.py shell -c "from django.contrib.auth import get_user_model as g; U=g(); U.objects.filter(username='admin').exists() or U.objects.create_superuser('admin', '', 'histostudy-admin'); print('Admin login: admin / histostudy-admin')"
-	@echo "Open http://$(HOST)/admin/ to browse datasets and tiles."
+	@echo "Open http://$(HOST)/admin/ to browse datasets, tiles and morphology clusters."
 	$(PY) manage.py runserver $(HOST)

@@ -91,7 +91,25 @@ def tf_bilinear_resize(x: torch.Tensor, size: int = 299) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-class InceptionEmbedder:
+class _BatchedEmbedder:
+    """Runs `_batch` over slices of `batch_size` tiles under inference mode."""
+
+    device: torch.device
+    batch_size: int
+
+    @torch.inference_mode()
+    def embed(self, tiles: np.ndarray) -> np.ndarray:
+        out = [
+            self._batch(tiles[start : start + self.batch_size])
+            for start in range(0, len(tiles), self.batch_size)
+        ]
+        return np.concatenate(out).astype(np.float32)
+
+    def _batch(self, tiles: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class InceptionEmbedder(_BatchedEmbedder):
     name = "inception"
     dim = 2048
 
@@ -104,21 +122,17 @@ class InceptionEmbedder:
         self.device = device
         self.batch_size = batch_size
 
-    @torch.inference_mode()
-    def embed(self, tiles: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(tiles), self.batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(tiles[start : start + self.batch_size]))
-            x = batch.to(self.device).permute(0, 3, 1, 2).float()  # (B, 3, 96, 96) in 0..255
-            x = tf_bilinear_resize(x, 299) / 128.0 - 1.0  # (B, 3, 299, 299) in [-1, 0.99]
-            features = self.model(x)
-            if features.ndim > 2:  # (B, 2048, 1, 1) from some exports
-                features = features.mean(dim=tuple(range(2, features.ndim)))
-            out.append(features.float().cpu().numpy())  # (B, 2048)
-        return np.concatenate(out).astype(np.float32)
+    def _batch(self, tiles: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(np.ascontiguousarray(tiles))
+        x = batch.to(self.device).permute(0, 3, 1, 2).float()  # (B, 3, 96, 96) in 0..255
+        x = tf_bilinear_resize(x, 299) / 128.0 - 1.0  # (B, 3, 299, 299) in [-1, 0.99]
+        features = self.model(x)
+        if features.ndim > 2:  # (B, 2048, 1, 1) from some exports
+            features = features.mean(dim=tuple(range(2, features.ndim)))
+        return features.float().cpu().numpy()  # (B, 2048)
 
 
-class DinoEmbedder:
+class DinoEmbedder(_BatchedEmbedder):
     name = "dino"
 
     def __init__(self, directory: Path | None, device: torch.device, batch_size: int = 64) -> None:
@@ -146,15 +160,10 @@ class DinoEmbedder:
         self.device = device
         self.batch_size = batch_size
 
-    @torch.inference_mode()
-    def embed(self, tiles: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(tiles), self.batch_size):
-            batch = list(tiles[start : start + self.batch_size])
-            inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
-            hidden = self.model(**inputs).last_hidden_state  # (B, 1 + patches, D)
-            out.append(hidden[:, 0].float().cpu().numpy())  # CLS token, (B, D)
-        return np.concatenate(out).astype(np.float32)
+    def _batch(self, tiles: np.ndarray) -> np.ndarray:
+        inputs = self.processor(images=list(tiles), return_tensors="pt").to(self.device)
+        hidden = self.model(**inputs).last_hidden_state  # (B, 1 + patches, D)
+        return hidden[:, 0].float().cpu().numpy()  # CLS token, (B, D)
 
 
 def pixel_embedder(
