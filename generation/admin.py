@@ -5,7 +5,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from generation.models import (
+    Cohort,
+    CohortMember,
     Dataset,
+    Generator,
     ImportRun,
     MorphologyCluster,
     MorphologyClustering,
@@ -205,3 +208,117 @@ class MorphologyClusterAdmin(admin.ModelAdmin):
             "", "<tr><td>{}</td><td>{}</td></tr>", sorted(obj.mean_features.items())
         )
         return format_html("<table>{}</table>", rows)
+
+
+@admin.register(Generator)
+class GeneratorAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "backbone",
+        "scheme",
+        "preset",
+        "dataset",
+        "tiles_trained",
+        "unet_steps",
+        "final_loss",
+        "created_at",
+    ]
+    list_filter = ["backbone", "scheme", "preset"]
+    readonly_fields = [
+        "name",
+        "backbone",
+        "scheme",
+        "preset",
+        "dataset",
+        "split",
+        "tiles_trained",
+        "vae_steps",
+        "unet_steps",
+        "wall_seconds",
+        "final_loss",
+        "path",
+        "weights_sha256",
+        "created_at",
+        "samples",
+        "losses",
+        "config",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by train_generator
+
+    def _preview(self, obj: Generator, kind: str, width: int) -> str:
+        url = reverse("generation:generator-preview", args=[obj.pk, kind])
+        return format_html('<img src="{}" width="{}" alt="{} of {}">', url, width, kind, obj.name)
+
+    @admin.display(description="samples (seeds 0-15, most common prompts)")
+    def samples(self, obj: Generator) -> str:
+        return self._preview(obj, "samples", 900)
+
+    @admin.display(description="training loss")
+    def losses(self, obj: Generator) -> str:
+        return self._preview(obj, "loss", 800)
+
+
+class CohortMemberInline(admin.TabularInline):
+    model = CohortMember
+    extra = 0
+    can_delete = False
+    fields = ["kind", "position", "label", "cluster", "prompt", "thumb"]
+    readonly_fields = fields
+    ordering = ["kind", "position"]
+    max_num = 0
+
+    @admin.display(description="tile")
+    def thumb(self, obj: CohortMember) -> str:
+        return thumbnail(obj.tile)
+
+
+@admin.register(Cohort)
+class CohortAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "generator",
+        "real_dataset",
+        "split",
+        "size",
+        "steps",
+        "guidance",
+        "scheduler",
+        "completed_at",
+    ]
+    list_filter = ["generator", "real_dataset"]
+    readonly_fields = [
+        "name",
+        "generator",
+        "real_dataset",
+        "split",
+        "size",
+        "seed",
+        "steps",
+        "guidance",
+        "scheduler",
+        "created_at",
+        "completed_at",
+        "composition",
+    ]
+    exclude = ["plan"]
+    inlines = [CohortMemberInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by generate_cohort
+
+    @admin.display(description="composition: tiles per kind x label x cluster")
+    def composition(self, obj: Cohort) -> str:
+        rows = (
+            obj.members.values("kind", "label", "cluster")
+            .annotate(n=Count("id"))
+            .order_by("cluster", "label", "kind")
+        )
+        cells = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((r["cluster"], Tile.Label(r["label"]).label, r["kind"], r["n"]) for r in rows),
+        )
+        head = "<tr><th>cluster</th><th>label</th><th>kind</th><th>tiles</th></tr>"
+        return format_html("<table>{}{}</table>", format_html(head), cells)

@@ -205,13 +205,13 @@ def import_tiles(
             )
             _move_into_store(run.new_shas, staging, store, moved)
     except IntegrityError as exc:
-        _remove_unreferenced(moved)
+        remove_unreferenced(moved)
         raise TileImportError(
             f"another import into dataset {dataset!r} stored some of these tiles meanwhile; "
             f"nothing from this run was kept, run it again ({exc})"
         ) from exc
     except BaseException:
-        _remove_unreferenced(moved)
+        remove_unreferenced(moved)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -239,7 +239,7 @@ def _move_into_store(shas: list[str], staging: Path, store: Path, moved: list[Pa
         moved.append(final)
 
 
-def _remove_unreferenced(moved: list[Path]) -> None:
+def remove_unreferenced(moved: list[Path]) -> None:
     """After a failure: delete the files this run moved in, unless a committed row uses them."""
     if not moved:
         return

@@ -61,7 +61,13 @@ class Tile(models.Model):
 
     Label = LabelChoices
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="tiles")
+    # a real tile belongs to a dataset, a synthetic one to the cohort it was generated for
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="tiles", null=True, blank=True
+    )
+    cohort = models.ForeignKey(
+        "Cohort", on_delete=models.CASCADE, related_name="synthetic_tiles", null=True, blank=True
+    )
     sha256 = models.CharField(max_length=64, help_text="SHA-256 of the decoded RGB pixels")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REAL)
     label = models.PositiveSmallIntegerField(choices=LabelChoices.choices)
@@ -87,6 +93,12 @@ class Tile(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["dataset", "sha256"], name="tile_once_per_dataset"),
+            models.UniqueConstraint(fields=["cohort", "sha256"], name="tile_once_per_cohort"),
+            models.CheckConstraint(
+                condition=models.Q(kind="real", dataset__isnull=False, cohort__isnull=True)
+                | models.Q(kind="synthetic", dataset__isnull=True, cohort__isnull=False),
+                name="tile_real_in_dataset_synthetic_in_cohort",
+            ),
             models.CheckConstraint(condition=models.Q(label__in=[0, 1]), name="tile_label_0_or_1"),
             models.CheckConstraint(
                 condition=models.Q(sha256__regex=SHA256_REGEX), name="tile_sha256_hex"
@@ -98,7 +110,8 @@ class Tile(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.dataset_id}:{self.sha256[:12]}"
+        owner = f"dataset {self.dataset_id}" if self.dataset_id else f"cohort {self.cohort_id}"
+        return f"{owner}:{self.sha256[:12]}"
 
     @property
     def relpath(self) -> str:
@@ -223,3 +236,74 @@ class TileEmbedding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.embedding_key} of {self.sha256[:12]}"
+
+
+class Generator(models.Model):
+    """A trained generator: a loadable pipeline folder plus how it was made."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    backbone = models.CharField(max_length=20)
+    scheme = models.CharField(max_length=20, help_text="prompt scheme it was trained on")
+    preset = models.CharField(max_length=20)
+    config = models.JSONField()
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="generators")
+    split = models.CharField(max_length=32)
+    tiles_trained = models.PositiveIntegerField()
+    vae_steps = models.PositiveIntegerField()
+    unet_steps = models.PositiveIntegerField()
+    wall_seconds = models.FloatField()
+    final_loss = models.FloatField(null=True)
+    path = models.CharField(max_length=1024, help_text="pipeline folder")
+    weights_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Cohort(models.Model):
+    """Real tiles of a split and synthetic tiles generated for the same strata, with the plan."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    generator = models.ForeignKey(Generator, on_delete=models.PROTECT, related_name="cohorts")
+    real_dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="cohorts")
+    split = models.CharField(max_length=32)
+    size = models.PositiveIntegerField(help_text="tiles per half (real and synthetic)")
+    seed = models.BigIntegerField()
+    steps = models.PositiveSmallIntegerField()
+    guidance = models.FloatField()
+    scheduler = models.CharField(max_length=16)
+    plan = models.JSONField(help_text="per synthetic position: label, cluster, prompt, seed")
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CohortMember(models.Model):
+    """A tile in a cohort: the real half references dataset tiles, the synthetic half its own."""
+
+    cohort = models.ForeignKey(Cohort, on_delete=models.CASCADE, related_name="members")
+    tile = models.ForeignKey(Tile, on_delete=models.PROTECT, related_name="memberships")
+    kind = models.CharField(max_length=16, choices=Tile.Kind.choices)
+    position = models.PositiveIntegerField()
+    label = models.PositiveSmallIntegerField(choices=LabelChoices.choices)
+    cluster = models.PositiveSmallIntegerField(null=True)
+    prompt = models.TextField()
+
+    class Meta:
+        ordering = ["cohort", "kind", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["cohort", "kind", "position"], name="member_position"),
+            models.UniqueConstraint(fields=["cohort", "tile"], name="member_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cohort} {self.kind} #{self.position}"

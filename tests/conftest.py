@@ -14,6 +14,7 @@ def isolated_storage(settings, tmp_path: Path) -> Path:
     """A fresh MEDIA_ROOT and cache per test, so tests never see each other's files."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.HISTOSTUDY_CACHE_DIR = tmp_path / "cache"
+    settings.HISTOSTUDY_GENERATORS_DIR = tmp_path / "generators"
     settings.MEDIA_ROOT.mkdir()
     return settings.MEDIA_ROOT
 

