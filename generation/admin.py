@@ -320,5 +320,7 @@ class CohortAdmin(admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             ((r["cluster"], Tile.Label(r["label"]).label, r["kind"], r["n"]) for r in rows),
         )
-        head = "<tr><th>cluster</th><th>label</th><th>kind</th><th>tiles</th></tr>"
-        return format_html("<table>{}{}</table>", format_html(head), cells)
+        return format_html(
+            "<table><tr><th>cluster</th><th>label</th><th>kind</th><th>tiles</th></tr>{}</table>",
+            cells,
+        )

@@ -196,9 +196,7 @@ def write_previews(pipeline_dir: Path, prompts: list[str], n: int = 16, steps: i
     chosen = [common[i % len(common)] for i in range(n)]
     pipeline = TilePipeline(pipeline_dir, torch.device("cpu"))
     tiles = pipeline.generate(chosen, list(range(n)), steps=steps)
-    sample_grid(
-        tiles, [short_caption(p) for p in chosen], pipeline_dir / "samples.png"
-    )
+    sample_grid(tiles, [short_caption(p) for p in chosen], pipeline_dir / "samples.png")
     loss_curve(pipeline_dir / "loss.csv", pipeline_dir / "loss.png")
 
 

@@ -10,6 +10,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+def _save(fig: plt.Figure, out: Path) -> Path:
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def cluster_overview(clustering: object, out: Path) -> Path:
     """Bar chart of cluster sizes split by label, so skewed or tiny clusters stand out."""
     clusters = list(clustering.clusters.order_by("index"))  # type: ignore[attr-defined]
@@ -27,11 +35,7 @@ def cluster_overview(clustering: object, out: Path) -> Path:
         f"embeddings, n = {sum(healthy) + sum(tumour)}"
     )
     ax.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def short_caption(prompt: str) -> str:
@@ -57,11 +61,7 @@ def sample_grid(tiles: object, captions: list[str], out: Path, columns: int = 8)
     for ax, tile, caption in zip(axes.ravel(), tiles, captions, strict=False):
         ax.imshow(tile, interpolation="nearest")
         ax.set_title(caption, fontsize=6)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def loss_curve(losses_csv: Path, out: Path) -> Path:
@@ -83,8 +83,4 @@ def loss_curve(losses_csv: Path, out: Path) -> Path:
         ax.set_title(f"{phase} loss")
         ax.set_xlabel("step")
         ax.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)

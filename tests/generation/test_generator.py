@@ -324,38 +324,16 @@ def test_bad_requests_are_clear_errors_with_nothing_written(
 
 
 def test_corrupt_or_missing_weights_are_refused(tiny_generator):
+    generate = ["generate_cohort", "--generator", "tiny", "--real-dataset", "gen-fixture"]
+    generate += ["--split", "valid", "--size", "4", "--name", "x"]
     weights = next(Path(tiny_generator.path).rglob("*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CommandError, match="do not match the registered checksum"):
-        call_command(
-            "generate_cohort",
-            "--generator",
-            "tiny",
-            "--real-dataset",
-            "gen-fixture",
-            "--split",
-            "valid",
-            "--size",
-            "4",
-            "--name",
-            "x",
-        )
+        call_command(*generate)
     for path in Path(tiny_generator.path).rglob("*.safetensors"):
         path.unlink()
     with pytest.raises(CommandError, match="no weight files"):
-        call_command(
-            "generate_cohort",
-            "--generator",
-            "tiny",
-            "--real-dataset",
-            "gen-fixture",
-            "--split",
-            "valid",
-            "--size",
-            "4",
-            "--name",
-            "x",
-        )
+        call_command(*generate)
     assert not Cohort.objects.exists()
 
 
