@@ -205,14 +205,13 @@ def write_previews(pipeline_dir: Path, prompts: list[str], n: int = 16, steps: i
 
 def load_pipeline(generator: Generator, device: str):
     """The generator's pipeline on `device`, after checking its weights are the registered ones."""
-    import torch
-
+    from generation.embeddings import EmbeddingError, pick_device
     from generation.ldm.pipeline import PipelineError, TilePipeline, weights_checksum
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GeneratorError(
-            "--device cuda was asked for, but torch sees no CUDA GPU on this machine"
-        )
+    try:
+        chosen = pick_device(device)
+    except EmbeddingError as exc:  # --device cuda without a GPU
+        raise GeneratorError(str(exc)) from exc
     path = Path(generator.path)
     try:
         checksum = weights_checksum(path)
@@ -223,11 +222,6 @@ def load_pipeline(generator: Generator, device: str):
             f"generator {generator.name!r}: weights in {path} do not match the registered checksum "
             "(corrupt or replaced); retrain or restore them"
         )
-    chosen = torch.device(
-        "cuda"
-        if device == "auto" and torch.cuda.is_available()
-        else ("cpu" if device == "auto" else device)
-    )
     try:
         return TilePipeline(path, chosen)
     except PipelineError as exc:

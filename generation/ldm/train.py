@@ -168,7 +168,6 @@ class Trainer:
     def train_denoiser(self, until: float) -> None:
         cfg, device = self.config, self.accelerator.device
         mean, std = self.encode_latents()
-        empty = self.text.encode([""])  # the unconditional prompt
         self.unet.train()
         bar = tqdm(
             total=cfg.unet_steps,
@@ -213,7 +212,6 @@ class Trainer:
                 self._record("denoiser", self.unet_step, loss, bar)
                 if self.unet_step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
-        del empty
 
     def _record(self, phase: str, step: int, loss: torch.Tensor, bar: tqdm) -> None:
         value = float(self.accelerator.gather(loss.detach().reshape(1)).mean())
