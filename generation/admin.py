@@ -301,12 +301,20 @@ class CohortAdmin(admin.ModelAdmin):
         "created_at",
         "completed_at",
         "composition",
+        "new_study",
     ]
     exclude = ["plan"]
     inlines = [CohortMemberInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made by generate_cohort
+
+    @admin.display(description="reader study")
+    def new_study(self, obj: Cohort) -> str:
+        if obj.completed_at is None:
+            return "available once generation completes"
+        url = reverse("admin:studies_study_add") + f"?cohort={obj.pk}"
+        return format_html('<a href="{}">Create a reader study from this cohort</a>', url)
 
     @admin.display(description="composition: tiles per kind x label x cluster")
     def composition(self, obj: Cohort) -> str:

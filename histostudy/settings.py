@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "generation",
     "studies",
 ]
@@ -107,8 +109,15 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Imports hold a write transaction for a while; wait for it instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Imports hold a write transaction for a while, and readers answer concurrently: wait for
+    # the lock instead of failing, and take it when a transaction begins (IMMEDIATE) so that
+    # two writers never deadlock on a lock upgrade.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    )
+    # Tests use a file too: in-memory shared-cache SQLite fails concurrent writers at once
+    # ("table is locked") instead of waiting, unlike any real deployment.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -150,8 +159,25 @@ HISTOSTUDY_INCEPTION_WEIGHTS = os.environ.get("HISTOSTUDY_INCEPTION_WEIGHTS", ""
 # e.g. {"min_laplacian_variance": 80}. Verdicts are re-derived on the next annotate_tiles run.
 HISTOSTUDY_QUALITY_THRESHOLDS = env_json("HISTOSTUDY_QUALITY_THRESHOLDS", "{}")
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "studies:my-studies"
+LOGOUT_REDIRECT_URL = "login"
 
+# The API denies by default. Browsers use the session (with CSRF); scripts use a token that
+# staff issue in admin.
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "HistoStudy API",
+    "DESCRIPTION": "Blinded reader studies of real and synthetic histopathology tiles.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }

@@ -1,1 +1,506 @@
-"""Reader studies: built on the tiles of the generation app (the reader-study issue adds models)."""
+"""Reader studies: a study over a cohort, each reader's assignment of trials, their responses.
+
+Truth (kind, label) lives on Case and never leaves the server for a scored trial; readers
+see Assignment and Trial tokens only. One response per reader and case is a database
+constraint, not a view's promise.
+"""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from generation.models import Cohort, CohortMember, LabelChoices, Tile
+from generation.tilestore import read_tile, write_atomic
+from studies import design
+from studies.presentation import Presentation
+
+
+def new_token() -> str:
+    """An opaque id for URLs and payloads: 128 random bits, nothing derived from the data."""
+    return secrets.token_urlsafe(16)
+
+
+def new_seed() -> int:
+    return secrets.randbits(62)
+
+
+class Call(models.TextChoices):
+    REAL = "real", "Real"
+    SYNTHETIC = "synthetic", "Synthetic"
+
+
+class StudyQuerySet(models.QuerySet):
+    def for_reader(self, user) -> StudyQuerySet:
+        """Open studies the user may read, and any study they already have trials in."""
+        eligible = Q(readers=user) | Q(reader_group__in=user.groups.all())
+        return self.filter(
+            (Q(status=Study.Status.OPEN) & eligible) | Q(assignments__reader=user)
+        ).distinct()
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        CLOSED = "closed"
+
+    class Scale(models.TextChoices):
+        CALL_CONFIDENCE = "call+confidence", "Real/synthetic and confidence 1-5"
+        CALL = "call", "Real/synthetic only"
+
+    class Selection(models.TextChoices):
+        SHARED = "shared", "Every reader reads the same cases (own order)"
+        PER_READER = "per-reader", "Each reader gets their own random subset"
+
+    # Fields that define what a reader reads: frozen once the study has been opened.
+    DESIGN_FIELDS = (
+        "cohort",
+        "cases_per_reader",
+        "ratio_real",
+        "ratio_synthetic",
+        "stratify_by_label",
+        "case_selection",
+        "response_scale",
+        "practice_trials",
+        "magnification",
+        "jpeg_quality",
+        "seed",
+    )
+    # Text readers have read: frozen once the first response exists.
+    READ_FIELDS = ("title", "instructions")
+
+    name = models.SlugField(max_length=100, unique=True, help_text="internal; readers never see it")
+    title = models.CharField(max_length=200, help_text="shown to readers")
+    instructions = models.TextField(help_text="shown to readers before their first trial")
+    cohort = models.ForeignKey(Cohort, on_delete=models.PROTECT, related_name="studies")
+    cases_per_reader = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    ratio_real = models.PositiveSmallIntegerField(default=1)
+    ratio_synthetic = models.PositiveSmallIntegerField(default=1)
+    stratify_by_label = models.BooleanField(
+        default=True, help_text="healthy and tumour balanced inside each kind"
+    )
+    case_selection = models.CharField(
+        max_length=16, choices=Selection.choices, default=Selection.SHARED
+    )
+    response_scale = models.CharField(
+        max_length=20, choices=Scale.choices, default=Scale.CALL_CONFIDENCE
+    )
+    practice_trials = models.PositiveSmallIntegerField(
+        default=0, help_text="shown first, with feedback; drawn apart from scored cases"
+    )
+    magnification = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(1), MaxValueValidator(8)]
+    )
+    jpeg_quality = models.PositiveSmallIntegerField(
+        default=75,
+        validators=[MinValueValidator(10), MaxValueValidator(95)],
+        help_text="JPEG round-trip applied to real and synthetic alike (PCam: 75)",
+    )
+    seed = models.BigIntegerField(default=new_seed)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    readers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="reader_studies"
+    )
+    reader_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="studies"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StudyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ratio_real__gt=0) | Q(ratio_synthetic__gt=0), name="study_ratio"
+            ),
+            models.CheckConstraint(
+                condition=Q(magnification__gte=1, magnification__lte=8), name="study_magnification"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self._check_locked()
+        super().save(*args, **kwargs)
+
+    @property
+    def presentation(self) -> Presentation:
+        return Presentation(size=self.cohort.real_dataset.tile_size, jpeg_quality=self.jpeg_quality)
+
+    def image(self, tile: Tile) -> bytes:
+        """The tile as readers see it, rendered once per presentation and kept on disk."""
+        presentation = self.presentation
+        cached = Path(settings.MEDIA_ROOT) / "presented" / presentation.key / tile.relpath
+        try:
+            return cached.read_bytes()
+        except FileNotFoundError:
+            pass
+        data = presentation.render(read_tile(tile.path))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cached, data)
+        return data
+
+    @property
+    def design(self) -> design.Design:
+        return design.Design(
+            self.cases_per_reader, self.ratio_real, self.ratio_synthetic, self.stratify_by_label
+        )
+
+    @property
+    def practice_design(self) -> design.Design:
+        return design.Design(
+            self.practice_trials, self.ratio_real, self.ratio_synthetic, self.stratify_by_label
+        )
+
+    @property
+    def asks_confidence(self) -> bool:
+        return self.response_scale == self.Scale.CALL_CONFIDENCE
+
+    def has_responses(self) -> bool:
+        return self.pk is not None and Response.objects.filter(case__study=self).exists()
+
+    def locked_fields(self) -> tuple[str, ...]:
+        """Fields an edit may no longer change: the design once opened, texts once read."""
+        if self.pk is None or self.opened_at is None:
+            return ()
+        return self.DESIGN_FIELDS + (self.READ_FIELDS if self.has_responses() else ())
+
+    def clean(self) -> None:
+        """One validator for admin, API and commands: the design must fit the cohort."""
+        if self.ratio_real == 0 and self.ratio_synthetic == 0:
+            raise ValidationError({"ratio_synthetic": "real:synthetic ratio must not be 0:0"})
+        self._check_locked()
+        if self.cohort_id is None:
+            return
+        if self.cohort.completed_at is None:
+            raise ValidationError({"cohort": f"cohort {self.cohort} is not complete yet"})
+        pool = self.cohort_pool()
+        try:
+            practice = design.draw(pool, self.practice_design, self.seed)
+            scored = [c for c in pool if c.id not in set(practice)]
+            design.draw(scored, self.design, self.seed)
+        except design.DesignError as exc:
+            raise ValidationError({"cases_per_reader": str(exc)}) from exc
+
+    def _check_locked(self) -> None:
+        locked = self.locked_fields()
+        if not locked:
+            return
+        stored = Study.objects.filter(pk=self.pk).values(*[_attname(f) for f in locked]).first()
+        changed = [
+            f for f in locked if stored and stored[_attname(f)] != getattr(self, _attname(f))
+        ]
+        if changed:
+            raise ValidationError(
+                f"{', '.join(changed)} cannot change: readers have already read this study"
+            )
+
+    def cohort_pool(self) -> list[design.PoolCase]:
+        """Every cohort member as a candidate case (member id, kind, label)."""
+        members = CohortMember.objects.filter(cohort_id=self.cohort_id)
+        return [design.PoolCase(*row) for row in members.values_list("id", "kind", "label")]
+
+    def eligible_readers(self) -> models.QuerySet:
+        from django.contrib.auth import get_user_model
+
+        condition = Q(reader_studies=self)
+        if self.reader_group_id:
+            condition |= Q(groups=self.reader_group_id)
+        return get_user_model().objects.filter(condition, is_active=True).distinct()
+
+    @transaction.atomic
+    def open(self) -> None:
+        """Validate, build the cases once, open the study and give every reader their trials."""
+        self.full_clean()
+        if not self.cases.exists():
+            self._build_cases()
+        self.status = self.Status.OPEN
+        self.opened_at = self.opened_at or timezone.now()
+        self.closed_at = None
+        self.save()
+        for reader in self.eligible_readers():
+            self.assignment_for(reader)
+
+    def close(self) -> None:
+        self.status = self.Status.CLOSED
+        self.closed_at = timezone.now()
+        self.save(update_fields=["status", "closed_at"])
+
+    def _build_cases(self) -> None:
+        pool = self.cohort_pool()
+        practice = set(design.draw(pool, self.practice_design, self.seed))
+        members = CohortMember.objects.filter(cohort_id=self.cohort_id)
+        Case.objects.bulk_create(
+            Case(
+                study=self,
+                member_id=m.id,
+                tile_id=m.tile_id,
+                kind=m.kind,
+                label=m.label,
+                practice=m.id in practice,
+            )
+            for m in members.only("id", "tile_id", "kind", "label")
+        )
+
+    def assignment_for(self, reader) -> Assignment | None:
+        """The reader's assignment, created with its trials on first use; None if not a reader."""
+        existing = self.assignments.filter(reader=reader).first()
+        if existing is not None or self.status != self.Status.OPEN:
+            return existing
+        if not self.eligible_readers().filter(pk=reader.pk).exists():
+            return None
+        try:
+            with transaction.atomic():
+                return self._create_assignment(reader)
+        except IntegrityError:  # a concurrent request created it first
+            return self.assignments.get(reader=reader)
+
+    def _create_assignment(self, reader) -> Assignment:
+        seed = design.reader_seed(self.seed, reader.pk)
+        cases = list(self.cases.values_list("id", "kind", "label", "practice"))
+        practice = [design.PoolCase(i, k, lbl) for i, k, lbl, p in cases if p]
+        scored = [design.PoolCase(i, k, lbl) for i, k, lbl, p in cases if not p]
+        if self.case_selection == self.Selection.SHARED:
+            chosen = design.shuffle(design.draw(scored, self.design, self.seed), seed)
+        else:
+            chosen = design.draw(scored, self.design, seed)
+        order = design.shuffle([c.id for c in practice], seed) + chosen
+        assignment = Assignment.objects.create(
+            study=self, reader=reader, seed=seed, n_trials=len(order)
+        )
+        Trial.objects.bulk_create(
+            Trial(assignment=assignment, case_id=case_id, position=i, practice=i < len(practice))
+            for i, case_id in enumerate(order)
+        )
+        return assignment
+
+
+def _attname(field: str) -> str:
+    return f"{field}_id" if field == "cohort" else field
+
+
+class Case(models.Model):
+    """A cohort tile in a study, with its truth. Practice cases are never scored."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
+    member = models.ForeignKey(CohortMember, on_delete=models.PROTECT, related_name="cases")
+    tile = models.ForeignKey(Tile, on_delete=models.PROTECT, related_name="cases")
+    kind = models.CharField(max_length=16, choices=Tile.Kind.choices)
+    label = models.PositiveSmallIntegerField(choices=LabelChoices.choices)
+    practice = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "member"], name="case_once_per_study"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study} case {self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and self.responses.exists():
+            stored = Case.objects.values("member_id", "tile_id", "kind", "label", "practice").get(
+                pk=self.pk
+            )
+            if any(getattr(self, field) != value for field, value in stored.items()):
+                raise ValidationError(f"case {self.pk} has been read; it cannot change")
+        super().save(*args, **kwargs)
+
+
+class Assignment(models.Model):
+    """One reader's trials in one study, in the order drawn from the recorded seed."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="assignments")
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments"
+    )
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    seed = models.BigIntegerField()
+    n_trials = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "reader"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "reader"], name="one_assignment_per_reader"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study} / {self.reader}"
+
+    def progress(self) -> Progress:
+        counts = self.trials.aggregate(
+            total=Count("id"),
+            answered=Count("id", filter=Q(response__isnull=False)),
+        )
+        return Progress(counts["answered"], counts["total"])
+
+    def next_trial(self) -> Trial | None:
+        """The first unanswered trial in order, marked as served now (server clock)."""
+        trial = (self.trials.filter(response__isnull=True).order_by("position")).first()
+        if trial is None:
+            return None
+        now = timezone.now()
+        if self.started_at is None:
+            Assignment.objects.filter(pk=self.pk, started_at=None).update(started_at=now)
+            self.started_at = now
+        trial.served_at = now
+        trial.first_served_at = trial.first_served_at or now
+        trial.serve_count += 1
+        trial.save(update_fields=["served_at", "first_served_at", "serve_count"])
+        return trial
+
+    def submit(self, trial_token: str, call: str, confidence: int | None) -> tuple[Response, bool]:
+        """Store the answer to a served trial once. Returns (response, created).
+
+        A retry of the same answer returns the stored response; a different answer to an
+        answered trial raises AnswerLocked. Concurrent submits store exactly one row.
+        """
+        trial = self.trials.filter(token=trial_token, served_at__isnull=False).first()
+        if trial is None:
+            raise Trial.DoesNotExist(trial_token)
+        validate_answer(self.study, call, confidence)
+        if self.study.status != Study.Status.OPEN:
+            raise ValidationError("this study is closed; no more answers are taken")
+        # Outside a transaction the INSERT is one round trip; inside one (tests, callers that
+        # batch) a savepoint keeps a duplicate from breaking the caller's transaction.
+        guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+        try:
+            with guard:
+                response = Response.objects.create(
+                    trial=trial,
+                    reader_id=self.reader_id,
+                    case_id=trial.case_id,
+                    call=call,
+                    confidence=confidence,
+                    served_at=trial.served_at,
+                    answered_at=timezone.now(),
+                )
+        except IntegrityError:
+            response = Response.objects.get(trial=trial)
+            if (response.call, response.confidence) != (call, confidence):
+                raise AnswerLocked(response) from None
+            return response, False
+        progress = self.progress()
+        if progress.answered == progress.total:
+            now = timezone.now()
+            Assignment.objects.filter(pk=self.pk, completed_at=None).update(completed_at=now)
+            self.completed_at = self.completed_at or now
+        response.progress = progress  # the API reply shows it; no second count
+        return response, True
+
+    def served_progress(self, current: Trial) -> Progress:
+        """Progress while `current` is served, without a count: answers are strictly in order
+        (only the first unanswered trial is ever served), so `position` trials are answered."""
+        return Progress(current.position, self.n_trials)
+
+
+@dataclass(frozen=True)
+class Progress:
+    answered: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.answered / self.total) if self.total else 100
+
+
+class AnswerLocked(Exception):
+    """A different answer for a trial that already has one: answers never change."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("this trial has already been answered; answers are locked")
+        self.response = response
+
+
+def validate_answer(study: Study, call: str, confidence: int | None) -> None:
+    """The one answer validator (form, API, tests), backed by the Response constraints."""
+    errors = {}
+    if call not in Call.values:
+        errors["call"] = f"must be one of {', '.join(Call.values)}, got {call!r}"
+    if study.asks_confidence:
+        if (
+            not isinstance(confidence, int)
+            or isinstance(confidence, bool)
+            or not 1 <= confidence <= 5
+        ):
+            errors["confidence"] = f"must be an integer from 1 to 5, got {confidence!r}"
+    elif confidence is not None:
+        errors["confidence"] = "this study does not ask for confidence; leave it empty"
+    if errors:
+        raise ValidationError(errors)
+
+
+class Trial(models.Model):
+    """A case in one reader's order. Its token is the only id the reader's browser sees."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="trials")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="trials")
+    position = models.PositiveIntegerField()
+    practice = models.BooleanField(default=False)
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    first_served_at = models.DateTimeField(null=True, blank=True)
+    served_at = models.DateTimeField(null=True, blank=True, help_text="last time it was served")
+    serve_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["assignment", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "position"], name="trial_position"),
+            models.UniqueConstraint(fields=["assignment", "case"], name="trial_case_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.assignment} #{self.position}"
+
+
+class Response(models.Model):
+    """A reader's answer to one trial; times from the server clock. Never edited."""
+
+    trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="response")
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="responses"
+    )
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="responses")
+    call = models.CharField(max_length=16, choices=Call.choices)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
+    served_at = models.DateTimeField()
+    answered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["answered_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["reader", "case"], name="one_response_per_reader_case"),
+            models.CheckConstraint(condition=Q(call__in=Call.values), name="response_call_valid"),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=1, confidence__lte=5),
+                name="response_confidence_1_5",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reader} {self.case}: {self.call}"
+
+    @property
+    def seconds(self) -> float:
+        return (self.answered_at - self.served_at).total_seconds()

@@ -19,6 +19,12 @@ def isolated_storage(settings, tmp_path: Path) -> Path:
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """Users are made in many tests; PBKDF2 at full strength would dominate their time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def shared_pcam() -> Path:
     if not (SHARED_PCAM / "train").is_dir():

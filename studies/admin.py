@@ -1,0 +1,192 @@
+"""Researchers configure studies here: create from a cohort, pick readers, open, close, watch."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from generation.admin import thumbnail
+from studies.models import Assignment, Case, Response, Study
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class AssignmentInline(ReadOnlyInline):
+    model = Assignment
+    fields = ["reader", "answered", "started_at", "completed_at", "seed"]
+    readonly_fields = fields
+    verbose_name_plural = "readers' progress"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Assignment]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("reader")
+            .annotate(n_answered=Count("trials", filter=Q(trials__response__isnull=False)))
+        )
+
+    @admin.display(description="answered")
+    def answered(self, obj: Assignment) -> str:
+        return f"{obj.n_answered} / {obj.n_trials}"  # type: ignore[attr-defined]
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ["name", "title", "cohort", "status", "readers_count", "progress", "created_at"]
+    list_filter = ["status", "cohort"]
+    search_fields = ["name", "title"]
+    filter_horizontal = ["readers"]
+    actions = ["open_studies", "close_studies"]
+    inlines = [AssignmentInline]
+    fieldsets = [
+        (None, {"fields": ["name", "title", "instructions", "status"]}),
+        (
+            "Cases",
+            {
+                "fields": [
+                    "cohort",
+                    "cases_per_reader",
+                    ("ratio_real", "ratio_synthetic"),
+                    "stratify_by_label",
+                    "case_selection",
+                    "practice_trials",
+                    "seed",
+                ]
+            },
+        ),
+        ("Presentation", {"fields": ["response_scale", "magnification", "jpeg_quality"]}),
+        ("Readers", {"fields": ["readers", "reader_group"]}),
+        ("Dates", {"fields": ["created_at", "opened_at", "closed_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("cohort")
+            .annotate(
+                n_readers=Count("assignments", distinct=True),
+                n_trials=Count("assignments__trials", distinct=True),
+                n_answered=Count("cases__responses", distinct=True),
+            )
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> list[str]:
+        always = ["status", "created_at", "opened_at", "closed_at"]
+        return always + list(obj.locked_fields() if obj else ())
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("instructions", DEFAULT_INSTRUCTIONS)
+        return initial
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        study = form.instance
+        if study.status == Study.Status.OPEN:
+            for reader in study.eligible_readers():
+                study.assignment_for(reader)  # readers added to an open study get their trials
+
+    @admin.display(description="readers")
+    def readers_count(self, obj: Study) -> int:
+        return obj.n_readers  # type: ignore[attr-defined]
+
+    @admin.display(description="answered")
+    def progress(self, obj: Study) -> str:
+        return f"{obj.n_answered} / {obj.n_trials}"  # type: ignore[attr-defined]
+
+    @admin.action(description="Open the selected studies (build cases, assign readers)")
+    def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            try:
+                study.open()
+            except ValidationError as exc:
+                self.message_user(request, f"{study}: {'; '.join(exc.messages)}", messages.ERROR)
+            else:
+                n = study.assignments.count()
+                self.message_user(request, f"{study} is open; {n} readers have their trials.")
+
+    @admin.action(description="Close the selected studies (no more answers)")
+    def close_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset.filter(status=Study.Status.OPEN):
+            study.close()
+            self.message_user(request, f"{study} is closed.")
+
+
+DEFAULT_INSTRUCTIONS = (
+    "Some of the tiles you will see are real H&E tissue tiles from lymph node sections; the "
+    "others were generated by a computer model. For each tile, decide whether it is real or "
+    "synthetic and say how confident you are. Judge the tissue only; all tiles have been "
+    "processed the same way."
+)
+
+
+@admin.register(Case)
+class CaseAdmin(admin.ModelAdmin):
+    list_display = ["id", "study", "kind", "label", "practice", "thumb", "responses_count"]
+    list_filter = ["study", "kind", "label", "practice"]
+    readonly_fields = ["study", "member", "tile", "kind", "label", "practice", "large_thumb"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("study", "tile")
+            .annotate(n_responses=Count("responses"))
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # built when a study opens
+
+    @admin.display(description="tile")
+    def thumb(self, obj: Case) -> str:
+        return thumbnail(obj.tile)
+
+    @admin.display(description="tile")
+    def large_thumb(self, obj: Case) -> str:
+        return thumbnail(obj.tile, scale=4)
+
+    @admin.display(description="responses", ordering="n_responses")
+    def responses_count(self, obj: Case) -> int:
+        return obj.n_responses  # type: ignore[attr-defined]
+
+
+@admin.register(Response)
+class ResponseAdmin(admin.ModelAdmin):
+    list_display = ["answered_at", "reader", "study", "truth", "call", "confidence", "seconds"]
+    list_filter = ["case__study", "call", "case__kind"]
+    search_fields = ["reader__username"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Response]:
+        return super().get_queryset(request).select_related("reader", "case__study")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # answers are never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(ordering="case__study")
+    def study(self, obj: Response) -> str:
+        return str(obj.case.study)
+
+    @admin.display(ordering="case__kind")
+    def truth(self, obj: Response) -> str:
+        return format_html("<strong>{}</strong>", obj.case.kind)
+
+    @admin.display(description="seconds")
+    def seconds(self, obj: Response) -> str:
+        return f"{obj.seconds:.1f}"

@@ -1,0 +1,251 @@
+"""REST API: a reader's assignments, next trial, answers and progress; study results for staff.
+
+Denies by default (settings: IsAuthenticated); the reader is always request.user, never a
+field of the payload. Reader payloads carry tokens and progress only: no kind, label, tile,
+cohort or generator. Staff endpoints add the truth.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response as ApiResponse
+
+from studies.models import AnswerLocked, Assignment, Call, Response, Study, Trial
+from studies.views import next_url
+
+
+class ProgressSerializer(serializers.Serializer):
+    answered = serializers.IntegerField()
+    total = serializers.IntegerField()
+    percent = serializers.IntegerField()
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    title = serializers.CharField(source="study.title")
+    instructions = serializers.CharField(source="study.instructions")
+    status = serializers.CharField(source="study.status")
+    response_scale = serializers.CharField(source="study.response_scale")
+    progress = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Assignment
+        fields = [
+            "token",
+            "title",
+            "instructions",
+            "status",
+            "response_scale",
+            "progress",
+            "started_at",
+            "completed_at",
+            "url",
+        ]
+
+    @extend_schema(responses=ProgressSerializer)
+    def get_progress(self, obj: Assignment) -> dict:
+        return ProgressSerializer(obj.progress()).data
+
+    def get_url(self, obj: Assignment) -> str:
+        return reverse("studies:instructions", args=[obj.token])
+
+
+class TrialSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+    magnification = serializers.IntegerField(source="assignment.study.magnification")
+
+    class Meta:
+        model = Trial
+        fields = ["token", "position", "practice", "image_url", "magnification", "served_at"]
+
+    def get_image_url(self, obj: Trial) -> str:
+        return reverse("studies:image", args=[obj.assignment.token, obj.token])
+
+
+class NextSerializer(serializers.Serializer):
+    done = serializers.BooleanField()
+    trial = TrialSerializer(allow_null=True)
+    progress = ProgressSerializer()
+
+
+class AnswerSerializer(serializers.Serializer):
+    trial = serializers.CharField(max_length=32)
+    call = serializers.ChoiceField(choices=Call.choices)
+    confidence = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+
+
+class FeedbackSerializer(serializers.Serializer):
+    truth = serializers.ChoiceField(choices=Call.choices)
+    correct = serializers.BooleanField()
+
+
+class StoredAnswerSerializer(serializers.ModelSerializer):
+    trial = serializers.CharField(source="trial.token")
+    progress = serializers.SerializerMethodField()
+    next = serializers.SerializerMethodField()
+    feedback = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Response
+        fields = [
+            "trial",
+            "call",
+            "confidence",
+            "served_at",
+            "answered_at",
+            "progress",
+            "next",
+            "feedback",
+        ]
+
+    @extend_schema(responses=ProgressSerializer)
+    def get_progress(self, obj: Response) -> dict:
+        progress = getattr(obj, "progress", None) or obj.trial.assignment.progress()
+        return ProgressSerializer(progress).data
+
+    def get_next(self, obj: Response) -> str:
+        return next_url(obj.trial.assignment, obj.trial)
+
+    @extend_schema(responses=FeedbackSerializer(allow_null=True))
+    def get_feedback(self, obj: Response) -> dict | None:
+        """Only practice trials are told the truth; scored trials never are."""
+        if not obj.trial.practice:
+            return None
+        return {"truth": obj.case.kind, "correct": obj.call == obj.case.kind}
+
+
+class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
+    """The signed-in reader's assignments; another reader's token is a 404."""
+
+    serializer_class = AssignmentSerializer
+    lookup_field = "token"
+    lookup_value_regex = r"[A-Za-z0-9_\-]{1,32}"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Assignment.objects.none()
+        user = self.request.user
+        if self.action == "list":
+            for study in Study.objects.for_reader(user).filter(status=Study.Status.OPEN):
+                study.assignment_for(user)
+        return Assignment.objects.filter(reader=user).select_related("study__cohort__real_dataset")
+
+    @extend_schema(responses=NextSerializer)
+    @action(detail=True, methods=["get"])
+    def next(self, request: Request, token: str | None = None) -> ApiResponse:
+        """The next unanswered trial (served now), or done."""
+        assignment = self.get_object()
+        if assignment.study.status != Study.Status.OPEN:
+            return ApiResponse(
+                {"detail": "this study is not open"}, status=status.HTTP_409_CONFLICT
+            )
+        current = assignment.next_trial()
+        payload = {"done": current is None, "trial": current, "progress": assignment.progress()}
+        return ApiResponse(NextSerializer(payload).data)
+
+    @extend_schema(responses=ProgressSerializer)
+    @action(detail=True, methods=["get"])
+    def progress(self, request: Request, token: str | None = None) -> ApiResponse:
+        return ApiResponse(ProgressSerializer(self.get_object().progress()).data)
+
+    @extend_schema(
+        request=AnswerSerializer,
+        responses={
+            201: StoredAnswerSerializer,
+            200: OpenApiResponse(StoredAnswerSerializer, description="a retry: the stored answer"),
+            409: OpenApiResponse(StoredAnswerSerializer, description="answered otherwise; locked"),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def responses(self, request: Request, token: str | None = None) -> ApiResponse:
+        """Answer a served trial. Idempotent: a retried submit returns the stored answer."""
+        assignment = self.get_object()
+        answer = AnswerSerializer(data=request.data)
+        answer.is_valid(raise_exception=True)
+        data = answer.validated_data
+        try:
+            stored, created = assignment.submit(data["trial"], data["call"], data.get("confidence"))
+        except Trial.DoesNotExist:
+            raise ValidationError(
+                {"trial": "no served trial with this id in this assignment"}
+            ) from None
+        except AnswerLocked as exc:
+            return ApiResponse(StoredAnswerSerializer(exc.response).data, status.HTTP_409_CONFLICT)
+        except DjangoValidationError as exc:
+            raise ValidationError(getattr(exc, "message_dict", {"detail": exc.messages})) from None
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return ApiResponse(StoredAnswerSerializer(stored).data, status=code)
+
+
+class StudySerializer(serializers.ModelSerializer):
+    cohort = serializers.CharField(source="cohort.name")
+
+    class Meta:
+        model = Study
+        fields = [
+            "id",
+            "name",
+            "title",
+            "status",
+            "cohort",
+            "cases_per_reader",
+            "ratio_real",
+            "ratio_synthetic",
+            "practice_trials",
+            "response_scale",
+            "seed",
+            "opened_at",
+            "closed_at",
+        ]
+
+
+class ResultSerializer(serializers.ModelSerializer):
+    reader = serializers.CharField(source="reader.get_username")
+    case = serializers.IntegerField(source="case_id")
+    truth = serializers.CharField(source="case.kind")
+    label = serializers.IntegerField(source="case.label")
+    tile_sha256 = serializers.CharField(source="case.tile.sha256")
+    position = serializers.IntegerField(source="trial.position")
+    practice = serializers.BooleanField(source="trial.practice")
+    seconds = serializers.FloatField()
+
+    class Meta:
+        model = Response
+        fields = [
+            "reader",
+            "case",
+            "truth",
+            "label",
+            "tile_sha256",
+            "position",
+            "practice",
+            "call",
+            "confidence",
+            "served_at",
+            "answered_at",
+            "seconds",
+        ]
+
+
+class StaffStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Studies with their ground truth: staff only."""
+
+    permission_classes = [permissions.IsAdminUser]
+    serializer_class = StudySerializer
+    queryset = Study.objects.select_related("cohort")
+
+    @extend_schema(responses=ResultSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def results(self, request: Request, pk: str | None = None) -> ApiResponse:
+        """Every response of the study with truth, in answer order."""
+        study = self.get_object()
+        rows = Response.objects.filter(case__study=study).select_related(
+            "reader", "case__tile", "trial"
+        )
+        return ApiResponse(ResultSerializer(rows, many=True).data)

@@ -1,0 +1,147 @@
+"""The reader's pages: my studies, instructions, one trial at a time, feedback, completion.
+
+Every URL carries an assignment or trial token; a token that is not the signed-in reader's
+is a 404, never a 403, so a reader cannot even learn that another reader's trial exists.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from studies.models import AnswerLocked, Assignment, Study, Trial
+
+
+def reader_assignment(request: HttpRequest, token: str) -> Assignment:
+    return get_object_or_404(
+        Assignment.objects.select_related("study__cohort__real_dataset"),
+        token=token,
+        reader=request.user,
+    )
+
+
+def next_url(assignment: Assignment, trial: Trial) -> str:
+    """Where the reader goes after answering: practice feedback, or the next trial."""
+    if trial.practice:
+        return reverse("studies:feedback", args=[assignment.token, trial.token])
+    return reverse("studies:trial", args=[assignment.token])
+
+
+@never_cache
+@login_required
+@require_GET
+def my_studies(request: HttpRequest) -> HttpResponse:
+    rows = []
+    for study in Study.objects.for_reader(request.user):
+        assignment = study.assignment_for(request.user)
+        if assignment is not None:
+            rows.append((study, assignment, assignment.progress()))
+    return render(request, "studies/my_studies.html", {"rows": rows})
+
+
+@never_cache
+@login_required
+@require_GET
+def instructions(request: HttpRequest, token: str) -> HttpResponse:
+    assignment = reader_assignment(request, token)
+    context = {"assignment": assignment, "study": assignment.study}
+    return render(
+        request, "studies/instructions.html", context | {"progress": assignment.progress()}
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def trial(request: HttpRequest, token: str) -> HttpResponse:
+    """The next unanswered trial; a reload serves the same one again (resume)."""
+    assignment = reader_assignment(request, token)
+    if assignment.study.status != Study.Status.OPEN:
+        return render(request, "studies/closed.html", {"study": assignment.study}, status=409)
+    current = assignment.next_trial()
+    if current is None:
+        return redirect("studies:done", token=assignment.token)
+    context = {
+        "assignment": assignment,
+        "study": assignment.study,
+        "trial": current,
+        "progress": assignment.served_progress(current),
+        "size": assignment.study.presentation.size * assignment.study.magnification,
+    }
+    return render(request, "studies/trial.html", context)
+
+
+@never_cache
+@login_required
+@require_POST
+def answer(request: HttpRequest, token: str, trial_token: str) -> HttpResponse:
+    """The form post for browsers without JavaScript; the page's script uses the API instead."""
+    assignment = reader_assignment(request, token)
+    confidence = request.POST.get("confidence") or None
+    try:
+        assignment.submit(
+            trial_token,
+            request.POST.get("call", ""),
+            int(confidence) if confidence and confidence.isdigit() else confidence,
+        )
+    except Trial.DoesNotExist as exc:
+        raise Http404("no such trial") from exc
+    except AnswerLocked:
+        pass  # the stored answer stands; go on to the next trial
+    except ValidationError as exc:
+        return HttpResponse(" ".join(exc.messages), status=400, content_type="text/plain")
+    return redirect(next_url(assignment, assignment.trials.get(token=trial_token)))
+
+
+@never_cache
+@login_required
+@require_GET
+def feedback(request: HttpRequest, token: str, trial_token: str) -> HttpResponse:
+    """After a practice trial only: the truth and the reader's call."""
+    assignment = reader_assignment(request, token)
+    practice = get_object_or_404(
+        assignment.trials.select_related("case", "response"),
+        token=trial_token,
+        practice=True,
+        response__isnull=False,
+    )
+    return render(
+        request,
+        "studies/feedback.html",
+        {"assignment": assignment, "trial": practice, "progress": assignment.progress()},
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def done(request: HttpRequest, token: str) -> HttpResponse:
+    assignment = reader_assignment(request, token)
+    progress = assignment.progress()
+    if progress.answered < progress.total:
+        return redirect("studies:trial", token=assignment.token)
+    return render(
+        request, "studies/done.html", {"assignment": assignment, "study": assignment.study}
+    )
+
+
+@login_required
+@require_GET
+def trial_image(request: HttpRequest, token: str, trial_token: str) -> HttpResponse:
+    """A served trial's tile through the study's presentation pipeline; identical headers."""
+    assignment = reader_assignment(request, token)
+    served = get_object_or_404(
+        assignment.trials.select_related("case__tile"), token=trial_token, served_at__isnull=False
+    )
+    try:
+        data = assignment.study.image(served.case.tile)
+    except FileNotFoundError as exc:
+        raise Http404("image unavailable") from exc
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -1,0 +1,138 @@
+"""Scenario builders: users, and cohorts made straight from fixture pixels (no generator run).
+
+bench/readers.py builds its load-test study with the same functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import factory
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from generation.models import Cohort, CohortMember, Dataset, Generator, Tile
+from generation.tilestore import encode_png, pixel_sha256, tile_relpath, write_atomic
+from studies.models import Study
+
+PASSWORD = "read-tiles-2026"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"reader{n}")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def saved(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+def fixture_pixels(seed: int, synthetic: bool) -> np.ndarray:
+    """H&E-like noise; synthetic tiles are smoother, so a test can tell them apart by eye."""
+    rng = np.random.default_rng(seed)
+    tile = np.empty((96, 96, 3), np.float64)
+    tile[:] = (228, 178, 208) if not synthetic else (220, 170, 205)
+    yy, xx = np.mgrid[:96, :96]
+    for _ in range(rng.integers(6, 14)):
+        cy, cx, r = rng.integers(0, 96), rng.integers(0, 96), rng.integers(3, 9)
+        tile[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = (110, 60, 150)
+    tile += rng.normal(0, 3 if synthetic else 7, tile.shape)
+    return np.clip(tile, 0, 255).astype(np.uint8)
+
+
+def _store(pixels: np.ndarray) -> str:
+    sha = pixel_sha256(pixels)
+    path = Path(settings.MEDIA_ROOT) / tile_relpath(sha)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, encode_png(pixels))
+    return sha
+
+
+def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5) -> Cohort:
+    """A complete cohort: per_stratum tiles of each kind x label, files in MEDIA_ROOT."""
+    dataset = Dataset.objects.create(name=f"{name}-real")
+    generator = Generator.objects.create(
+        name=f"{name}-generator",
+        backbone="compact",
+        scheme="morphology",
+        preset="tiny",
+        config={},
+        dataset=dataset,
+        split="train",
+        tiles_trained=0,
+        vae_steps=0,
+        unet_steps=0,
+        wall_seconds=0.0,
+        path="/nonexistent",
+        weights_sha256="0" * 64,
+    )
+    cohort = Cohort.objects.create(
+        name=name,
+        generator=generator,
+        real_dataset=dataset,
+        split="valid",
+        size=2 * per_stratum,
+        seed=1,
+        steps=2,
+        guidance=7.5,
+        scheduler="dpm++",
+        plan=[],
+        completed_at=timezone.now(),
+    )
+    seed = 0
+    for kind in ("real", "synthetic"):
+        for label in (0, 1):
+            for position in range(per_stratum):
+                seed += 1
+                sha = _store(fixture_pixels(seed, kind == "synthetic"))
+                owner = {"dataset": dataset} if kind == "real" else {"cohort": cohort}
+                prompt = f"Histology image of {('healthy', 'tumour')[label]} tissue"
+                tile = Tile.objects.create(
+                    sha256=sha,
+                    kind=kind,
+                    label=label,
+                    split="valid",
+                    width=96,
+                    height=96,
+                    source=f"valid/{label}/patch{seed:07d}.jpg" if kind == "real" else "",
+                    provenance={"prompt": prompt, "generator": generator.name}
+                    if kind == "synthetic"
+                    else {},
+                    **owner,
+                )
+                CohortMember.objects.create(
+                    cohort=cohort,
+                    tile=tile,
+                    kind=kind,
+                    position=label * per_stratum + position,
+                    label=label,
+                    cluster=position % 3,
+                    prompt=prompt,
+                )
+    return cohort
+
+
+def open_study(
+    cohort: Cohort, readers: list, name: str = "turing-test", cases: int = 10, **fields
+) -> Study:
+    study = Study.objects.create(
+        name=name,
+        title="Real or synthetic?",
+        instructions="Judge each tile.",
+        cohort=cohort,
+        cases_per_reader=cases,
+        seed=20261125,
+        **fields,
+    )
+    study.readers.set(readers)
+    study.open()
+    return study

@@ -1,0 +1,116 @@
+"""Researchers configure studies in admin: create from a cohort, pick readers, open, watch."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from studies.models import Study
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def add_form(cohort, **changes) -> dict:
+    data = {
+        "name": "pilot",
+        "title": "Pilot study",
+        "instructions": "Real or synthetic?",
+        "cohort": cohort.pk,
+        "cases_per_reader": 8,
+        "ratio_real": 1,
+        "ratio_synthetic": 1,
+        "stratify_by_label": "on",
+        "case_selection": "shared",
+        "practice_trials": 0,
+        "seed": 42,
+        "response_scale": "call+confidence",
+        "magnification": 4,
+        "jpeg_quality": 75,
+        "assignments-TOTAL_FORMS": 0,
+        "assignments-INITIAL_FORMS": 0,
+        "assignments-MIN_NUM_FORMS": 0,
+        "assignments-MAX_NUM_FORMS": 0,
+    }
+    return data | changes
+
+
+def test_create_from_cohort_pick_readers_open_and_watch_progress(admin_client, cohort, alice):
+    cohort_page = admin_client.get(reverse("admin:generation_cohort_change", args=[cohort.pk]))
+    link = reverse("admin:studies_study_add") + f"?cohort={cohort.pk}"
+    assert link.encode() in cohort_page.content.replace(b"&amp;", b"&")
+    prefilled = admin_client.get(link)
+    assert f'<option value="{cohort.pk}" selected>'.encode() in prefilled.content
+    group = Group.objects.create(name="pathologists")
+    UserFactory(username="carol").groups.add(group)
+    saved = admin_client.post(
+        reverse("admin:studies_study_add"),
+        add_form(cohort, readers=[alice.pk], reader_group=group.pk),
+    )
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    study = Study.objects.get(name="pilot")
+    assert study.status == "draft" and not study.assignments.exists()
+    opened = admin_client.post(
+        reverse("admin:studies_study_changelist"),
+        {"action": "open_studies", "_selected_action": [study.pk], "index": 0},
+        follow=True,
+    )
+    assert b"ilot is open; 2 readers have their trials." in opened.content
+    study.refresh_from_db()
+    assignment = study.assignments.get(reader=alice)
+    assignment.submit(assignment.next_trial().token, "real", 4)
+    listing = admin_client.get(reverse("admin:studies_study_changelist"))
+    assert b"1 / 16" in listing.content  # answered / trials over both readers
+    change = admin_client.get(reverse("admin:studies_study_change", args=[study.pk]))
+    assert b"1 / 8" in change.content and b"alice" in change.content
+    responses = admin_client.get(reverse("admin:studies_response_changelist"))
+    assert b"<strong>" in responses.content and b"alice" in responses.content
+    cases = admin_client.get(
+        reverse("admin:studies_case_changelist"), {"study__id__exact": study.pk}
+    )
+    assert cases.content.count(b'style="image-rendering: pixelated"') == 20
+
+
+def test_a_design_the_cohort_cannot_satisfy_is_a_form_error(admin_client, cohort):
+    page = admin_client.post(
+        reverse("admin:studies_study_add"), add_form(cohort, cases_per_reader=50)
+    )
+    assert page.status_code == 200
+    assert b"the design needs" in page.content and not Study.objects.exists()
+
+
+def test_opened_design_fields_are_read_only_and_close_works(admin_client, study_with_two_readers):
+    study = study_with_two_readers
+    change = admin_client.get(reverse("admin:studies_study_change", args=[study.pk]))
+    assert b'name="cases_per_reader"' not in change.content  # shown read-only
+    assert b'name="readers"' in change.content  # readers can still be added
+    closed = admin_client.post(
+        reverse("admin:studies_study_changelist"),
+        {"action": "close_studies", "_selected_action": [study.pk], "index": 0},
+        follow=True,
+    )
+    assert b"uring-test is closed." in closed.content
+    study.refresh_from_db()
+    assert study.status == "closed" and study.closed_at is not None
+
+
+def test_readers_added_to_an_open_study_get_their_trials(admin_client, study_with_two_readers):
+    study = study_with_two_readers
+    newcomer = UserFactory(username="newcomer")
+    data = {
+        "name": study.name,
+        "title": study.title,
+        "instructions": study.instructions,
+        "readers": [*study.readers.values_list("pk", flat=True), newcomer.pk],
+        "assignments-TOTAL_FORMS": 2,
+        "assignments-INITIAL_FORMS": 2,
+        "assignments-MIN_NUM_FORMS": 0,
+        "assignments-MAX_NUM_FORMS": 0,
+    }
+    for i, assignment in enumerate(study.assignments.all()):
+        data[f"assignments-{i}-id"] = assignment.pk
+        data[f"assignments-{i}-study"] = study.pk
+    saved = admin_client.post(reverse("admin:studies_study_change", args=[study.pk]), data)
+    assert saved.status_code == 302, saved.content.decode()[:3000]
+    assert study.assignments.filter(reader=newcomer).exists()

@@ -1,0 +1,185 @@
+"""A reader learns nothing but the pixels: walk every page, payload and image of a study.
+
+Three checks over everything a reader can fetch: no identifying string (cohort, generator,
+dataset, prompt, hash, source file, label word) appears anywhere; every URL carries opaque
+tokens only; and the page, payload and headers of a real trial equal those of a synthetic
+one once its token and position are masked. Images: same format, size, mode, headers and
+no metadata chunk.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections import defaultdict
+
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from generation.models import CohortMember, Tile
+from studies.presentation import png_chunks
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = r"[A-Za-z0-9_\-]{22}"
+VARYING_HEADERS = {"Content-Length", "Expires"}  # size and clock, not content
+
+
+def secrets_of(study) -> set[str]:
+    """Every string that would identify kind, label, cohort, prompt, generator or file."""
+    cohort = study.cohort
+    found = {
+        cohort.name,
+        cohort.generator.name,
+        cohort.real_dataset.name,
+        "healthy",
+        "tumour",
+        "tumor",
+        "morphology",
+        "cohort",
+        "generator",
+        "prompt",
+        "dpm++",
+        "sha256",
+        ".jpg",
+    }
+    for member in CohortMember.objects.filter(cohort=cohort).select_related("tile"):
+        found |= {member.prompt, member.tile.sha256, member.tile.sha256[:12]}
+        if member.tile.source:
+            found.add(member.tile.source.rsplit("/", 1)[-1])
+    for tile in Tile.objects.filter(cohort=cohort):
+        found |= {str(v) for v in tile.provenance.values() if isinstance(v, str)}
+    return {s.lower() for s in found if s}
+
+
+def mask(text: str, trial_token: str, position: int, total: int) -> str:
+    text = text.replace(trial_token, "<trial>")
+    text = re.sub(rf"Tile {position + 1} of {total}", "Tile <n> of <total>", text)
+    text = re.sub(r'value="\d+" aria-label="Progress"', 'value="<n>"', text)
+    text = re.sub(r'"(served|answered)_at":\s*"[^"]+"', r'"\1_at":"<t>"', text)
+    text = re.sub(r'"position":\s*\d+', '"position":<n>', text)
+    text = re.sub(r'"answered":\s*\d+,\s*"total":\s*\d+,\s*"percent":\s*\d+', '"progress"', text)
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "<csrf>", text)
+
+
+class Walk:
+    """Everything fetched, by kind of the trial it belonged to (None for study-level pages)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.texts: list[tuple[str, str]] = []  # (url, body + headers)
+        self.per_kind: dict[str, list[str]] = defaultdict(list)
+        self.images: dict[str, list] = defaultdict(list)
+
+    def get(self, url: str, **kwargs):
+        reply = self.client.get(url, **kwargs)
+        self.record(url, reply)
+        return reply
+
+    def record(self, url: str, reply) -> None:
+        headers = "\n".join(f"{k}: {v}" for k, v in sorted(reply.items()))
+        body = reply.content.decode() if not reply["Content-Type"].startswith("image/") else ""
+        self.texts.append((url, headers + "\n" + body))
+
+
+def walk_study(client, assignment) -> Walk:
+    walk = Walk(client)
+    walk.get(reverse("studies:my-studies"))
+    walk.get(reverse("studies:instructions", args=[assignment.token]))
+    walk.get(reverse("api:assignment-list"))
+    walk.get(reverse("api:assignment-detail", args=[assignment.token]))
+    total = assignment.trials.count()
+    for position in range(total):
+        page = walk.get(reverse("studies:trial", args=[assignment.token]))
+        token = re.search(r'data-trial="([^"]+)"', page.content.decode()).group(1)
+        trial = assignment.trials.select_related("case").get(token=token)
+        assert trial.position == position
+        api_next = walk.get(reverse("api:assignment-next", args=[assignment.token]))
+        assert api_next.json()["trial"]["token"] == token
+        image = walk.get(reverse("studies:image", args=[assignment.token, token]))
+        walk.images[trial.case.kind].append(image)
+        posted = client.post(
+            reverse("api:assignment-responses", args=[assignment.token]),
+            json.dumps({"trial": token, "call": "real", "confidence": 3}),
+            content_type="application/json",
+        )
+        walk.record("POST responses", posted)
+        progress = walk.get(reverse("api:assignment-progress", args=[assignment.token]))
+        kind = trial.case.kind
+        for reply in (page, api_next, posted):
+            body = reply.content.decode()
+            headers = sorted((k, v) for k, v in reply.items() if k not in VARYING_HEADERS)
+            walk.per_kind[kind].append(mask(f"{headers}\n{body}", token, position, total))
+        walk.per_kind[kind].append(mask(progress.content.decode(), token, position, total))
+    walk.get(reverse("studies:done", args=[assignment.token]))
+    return walk
+
+
+@pytest.fixture
+def walked(study_with_two_readers, alice, alice_client):
+    return walk_study(alice_client, study_with_two_readers.assignments.get(reader=alice))
+
+
+def test_no_identifying_string_anywhere(study_with_two_readers, walked):
+    forbidden = secrets_of(study_with_two_readers)
+    assert len(walked.texts) == 55  # 4 study pages + 5 per trial x 10 + completion
+    for url, text in walked.texts:
+        lowered = text.lower()
+        leaks = sorted(s for s in forbidden if s in lowered)
+        assert not leaks, f"{url} reveals {leaks}"
+
+
+def test_every_url_a_reader_sees_carries_opaque_tokens_only(walked):
+    fixed = {
+        "read",
+        "trial",
+        "answer",
+        "image",
+        "feedback",
+        "done",
+        "api",
+        "v1",
+        "assignments",
+        "next",
+        "progress",
+        "responses",
+        "static",
+        "css",
+        "js",
+        "accounts",
+        "logout",
+        "admin",
+    }
+    for url, text in walked.texts:
+        for link in re.findall(r'(?:href|src|action|data-api)="(/[^"]*)"|"(/[^"]+/)"', text):
+            path = link[0] or link[1]
+            for part in filter(None, path.split("/")):
+                assert (
+                    part in fixed or re.fullmatch(TOKEN, part) or part.endswith((".css", ".js"))
+                ), f"{url}: {path} has a non-opaque part {part!r}"
+
+
+def test_real_and_synthetic_trials_are_indistinguishable_but_for_pixels(walked):
+    real, synthetic = walked.per_kind["real"], walked.per_kind["synthetic"]
+    assert len(real) == len(synthetic) == 20  # 5 trials x 4 replies per kind
+    # Per reply type (page, next, submit, progress), the masked text is one and the same.
+    assert len({*real[0::4], *synthetic[0::4]}) == 1
+    assert len({*real[1::4], *synthetic[1::4]}) == 1
+    assert len({*real[2::4], *synthetic[2::4]}) == 1
+    assert len({*real[3::4], *synthetic[3::4]}) == 1
+
+
+def test_images_match_in_format_size_mode_headers_and_carry_no_metadata(walked):
+    headers, shapes = set(), set()
+    for kind in ("real", "synthetic"):
+        assert len(walked.images[kind]) == 5
+        for reply in walked.images[kind]:
+            headers.add(tuple(sorted((k, v) for k, v in reply.items() if k not in VARYING_HEADERS)))
+            image = Image.open(io.BytesIO(reply.content))
+            shapes.add((image.format, image.size, image.mode, tuple(sorted(image.info))))
+            assert png_chunks(reply.content) == ["IHDR", "IDAT", "IEND"]
+            assert "Content-Disposition" not in reply
+    assert len(headers) == 1 and ("Cache-Control", "private, no-store") in next(iter(headers))
+    assert shapes == {("PNG", (96, 96), "RGB", ())}

@@ -1,0 +1,153 @@
+"""A reader in a real browser (Playwright driving Debian's chromium) against a live server.
+
+Skipped where no chromium is installed, unless HISTOSTUDY_REQUIRE_BROWSER=1 (as in .ci/run),
+which turns a missing browser into a failure. HISTOSTUDY_SCREENSHOTS=DIR saves the trial page
+as a reader sees it (docs/trial-page.png comes from here).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from studies.models import Response
+from tests.factories import PASSWORD, UserFactory, cohort_from_fixture_tiles, open_study
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("HISTOSTUDY_CHROMIUM") or shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    if not executable:
+        if os.environ.get("HISTOSTUDY_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is required (apt-get install chromium) but was not found")
+        pytest.skip("no chromium here; .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread, which makes Django refuse
+    # ORM calls here; the test's own ORM calls are synchronous and safe.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=executable)
+            yield launched
+            launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def reader_study(db):
+    reader = UserFactory(username="pathologist")
+    study = open_study(cohort_from_fixture_tiles(per_stratum=5), [reader], cases=10)
+    return reader, study
+
+
+def sign_in(page, live_server) -> None:
+    page.goto(f"{live_server.url}/read/")
+    assert "/accounts/login/" in page.url
+    page.get_by_label("Username").focus()
+    page.keyboard.type("pathologist")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:text('My studies')")
+
+
+def heading(page) -> str:
+    return page.locator(".trial-progress span").inner_text()
+
+
+def test_keyboard_only_reader_completes_a_study_with_a_reload(page, live_server, reader_study):
+    reader, _study = reader_study
+    sign_in(page, live_server)
+    page.get_by_role("link", name="Start").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#begin")
+    page.keyboard.press("Enter")  # Begin has the focus
+    typed = []
+    for n in range(1, 11):
+        page.wait_for_function(
+            f"document.querySelector('.trial-progress span')?.innerText === 'Tile {n} of 10'"
+        )
+        image = page.locator(".tile-frame img")
+        assert image.evaluate("i => [i.naturalWidth, i.width]") == [96, 384]
+        assert image.evaluate("i => getComputedStyle(i).imageRendering") == "pixelated"
+        if n == 2 and os.environ.get("HISTOSTUDY_SCREENSHOTS"):
+            page.keyboard.press("s")
+            page.keyboard.press("4")  # a half-answered trial, as a reader sees it
+            page.screenshot(path=f"{os.environ['HISTOSTUDY_SCREENSHOTS']}/trial-page.png")
+        if n == 6:
+            token = page.locator("#answer-form").get_attribute("data-trial")
+            page.reload()
+            assert heading(page) == "Tile 6 of 10"
+            assert page.locator("#answer-form").get_attribute("data-trial") == token
+        call, confidence = ("r", "s")[n % 2], str(1 + n % 5)
+        page.keyboard.press(call)
+        page.keyboard.press(confidence)
+        page.keyboard.press("Enter")
+        typed.append(({"r": "real", "s": "synthetic"}[call], int(confidence)))
+    page.wait_for_selector("#completed")
+    assert "You have answered every tile" in page.content()
+    stored = list(
+        Response.objects.filter(reader=reader)
+        .order_by("trial__position")
+        .values_list("call", "confidence", "served_at", "answered_at")
+    )
+    assert [(c, k) for c, k, _, _ in stored] == typed
+    assert all(served <= answered for _, _, served, answered in stored)
+
+
+def test_mouse_reader_and_a_dropped_submit_is_retried_and_stored_once(
+    page, live_server, reader_study
+):
+    _reader, study = reader_study
+    sign_in(page, live_server)
+    assignment = study.assignments.get()
+    page.goto(f"{live_server.url}/read/{assignment.token}/trial/")
+    dropped = []
+
+    def drop_first(route):
+        if not dropped:
+            dropped.append(route.request.url)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/responses/", drop_first)
+    page.get_by_role("radio", name="S Synthetic").check()
+    page.get_by_role("radio", name="5 certain").check()
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_function(
+        "document.querySelector('.trial-progress span')?.innerText === 'Tile 2 of 10'"
+    )
+    assert dropped  # the first attempt never reached the server; the retry did
+    assert list(Response.objects.values_list("call", "confidence")) == [("synthetic", 5)]
+
+
+def test_incomplete_answer_is_not_sent(page, live_server, reader_study):
+    _reader, study = reader_study
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/read/{study.assignments.get().token}/trial/")
+    page.keyboard.press("s")
+    page.keyboard.press("Enter")  # no confidence yet
+    page.wait_for_timeout(300)
+    assert heading(page) == "Tile 1 of 10" and not Response.objects.exists()
