@@ -12,4 +12,5 @@ urlpatterns = [
     path("generation/", include("generation.urls")),
     path("read/", include("studies.urls")),
     path("api/v1/", include("studies.api_urls")),
+    path("dashboards/", include("studies.staff_urls")),
 ]

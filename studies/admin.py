@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 
 from generation.admin import thumbnail
@@ -42,7 +43,9 @@ class AssignmentInline(ReadOnlyInline):
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
-    list_display = ["name", "title", "cohort", "status", "readers_count", "progress", "created_at"]
+    list_display = [
+        "name", "title", "cohort", "status", "readers_count", "progress", "dashboard", "created_at",
+    ]  # fmt: skip
     list_filter = ["status", "cohort"]
     search_fields = ["name", "title"]
     filter_horizontal = ["readers"]
@@ -96,6 +99,10 @@ class StudyAdmin(admin.ModelAdmin):
         if study.status == Study.Status.OPEN:
             for reader in study.eligible_readers():
                 study.assignment_for(reader)  # readers added to an open study get their trials
+
+    @admin.display(description="results")
+    def dashboard(self, obj: Study) -> str:
+        return format_html('<a href="{}">dashboard</a>', reverse("dashboards:study", args=[obj.pk]))
 
     @admin.display(description="readers")
     def readers_count(self, obj: Study) -> int:

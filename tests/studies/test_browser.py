@@ -151,3 +151,28 @@ def test_incomplete_answer_is_not_sent(page, live_server, reader_study):
     page.keyboard.press("Enter")  # no confidence yet
     page.wait_for_timeout(300)
     assert heading(page) == "Tile 1 of 10" and not Response.objects.exists()
+
+
+def test_staff_dashboard_in_the_browser(page, live_server, db):
+    from tests.studies.test_results import answer
+
+    staff = UserFactory(username="researcher", is_staff=True, is_superuser=True)
+    readers = [UserFactory(username=f"pathologist{i}") for i in range(1, 7)]
+    study = open_study(cohort_from_fixture_tiles(per_stratum=10), readers, cases=24)
+    for i, reader in enumerate(readers):  # readers from guessing to good
+        flip = {"real": "synthetic", "synthetic": "real"}
+        answer(study, reader, lambda kind, pos, i=i, flip=flip: (
+            kind if (pos * 7 + i) % 10 < 4 + i else flip[kind], 1 + (pos + i) % 5,
+        ))  # fmt: skip
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(staff.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:text('My studies')")
+    page.goto(f"{live_server.url}/dashboards/studies/{study.pk}/")
+    assert "6 readers, 144 scored answers" in page.locator("#headline").inner_text()
+    assert page.locator(".figures svg").count() == 3
+    if os.environ.get("HISTOSTUDY_SCREENSHOTS"):
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.screenshot(path=f"{os.environ['HISTOSTUDY_SCREENSHOTS']}/study-dashboard.png",
+                        full_page=True)  # fmt: skip

@@ -1,0 +1,83 @@
+"""Image-set distances over feature vectors (Inception-v3 pool features): FID and KID.
+
+Pure numpy/scipy; the caller embeds the tiles (generation.embeddings) and caches features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg
+
+SMALL_N = 2048  # FID is biased below this many tiles per set; KID is not
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Mean and covariance of a feature set, and its size."""
+
+    mean: np.ndarray  # (D,)
+    cov: np.ndarray  # (D, D)
+    n: int
+
+    @classmethod
+    def of(cls, features: np.ndarray) -> Moments:
+        features = np.asarray(features, np.float64)
+        if features.ndim != 2 or len(features) < 2:
+            raise ValueError(f"need an (N >= 2, D) feature array, got shape {features.shape}")
+        return cls(features.mean(axis=0), np.cov(features, rowvar=False), len(features))
+
+
+def frechet_distance(a: Moments, b: Moments) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)).
+
+    The trace of the square root is taken from the eigenvalues of the symmetric matrix
+    S_a^(1/2) S_b S_a^(1/2), which has the same spectrum as S_a S_b but no complex round-off
+    (the usual sqrtm of the product can return small imaginary parts or fail to converge
+    when the covariances are singular, as they are when N < D).
+    """
+    diff = a.mean - b.mean
+    root_a = _psd_sqrt(a.cov)
+    middle = root_a @ b.cov @ root_a
+    eigen = np.linalg.eigvalsh((middle + middle.T) / 2)
+    trace_sqrt = float(np.sqrt(np.clip(eigen, 0, None)).sum())
+    return float(diff @ diff + np.trace(a.cov) + np.trace(b.cov) - 2 * trace_sqrt)
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+@dataclass(frozen=True)
+class Kid:
+    mean: float
+    std: float
+    subsets: int
+    subset_size: int
+    seed: int
+
+
+def kernel_inception_distance(
+    x: np.ndarray, y: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> Kid:
+    """Unbiased MMD^2 with the polynomial kernel (x.y / D + 1)^3, averaged over seeded subsets."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"feature sizes differ: {x.shape[1]} and {y.shape[1]}")
+    m = min(subset_size, len(x), len(y))
+    if m < 2:
+        raise ValueError("KID needs at least 2 tiles in each set")
+    rng = np.random.default_rng(seed)
+    dim = x.shape[1]
+    values = np.empty(subsets)
+    for i in range(subsets):
+        a = x[rng.choice(len(x), m, replace=False)]
+        b = y[rng.choice(len(y), m, replace=False)]
+        kxx = (a @ a.T / dim + 1) ** 3
+        kyy = (b @ b.T / dim + 1) ** 3
+        kxy = (a @ b.T / dim + 1) ** 3
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        values[i] = within - 2 * kxy.mean()
+    return Kid(float(values.mean()), float(values.std()), subsets, m, seed)

@@ -1,0 +1,93 @@
+"""Staff pages: a study's dashboard and its exports. Readers never reach them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET
+
+from studies import plots
+from studies.exports import imrmc_lines, response_rows
+from studies.models import Study
+from studies.results import study_results
+from studies.statistics import INTERVALS
+
+
+def _study(pk: int) -> Study:
+    return get_object_or_404(Study.objects.select_related("cohort__generator"), pk=pk)
+
+
+def _method(request: HttpRequest) -> str:
+    method = request.GET.get("interval", "wilson")
+    return method if method in INTERVALS else "wilson"
+
+
+@staff_member_required
+@require_GET
+def study_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
+    study = _study(pk)
+    results = study_results(study, _method(request))
+    figures = {}
+    if results.readers:
+        figures = {
+            "roc": mark_safe(plots.roc_space(results)),
+            "intervals": mark_safe(plots.intervals(results)),
+            "fool": mark_safe(plots.fool_rate_histogram(results)),
+        }
+    context = {"study": study, "results": results, "figures": figures,
+               "progress": study.assignments.count()}  # fmt: skip
+    return render(request, "studies/dashboard.html", context)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@staff_member_required
+@require_GET
+def export_responses(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    """Every response in one CSV file, streamed (no pagination, no size limit)."""
+    study = _study(pk)
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in response_rows(study)), content_type="text/csv"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{study.name}-responses.csv"'
+    return response
+
+
+@staff_member_required
+@require_GET
+def export_imrmc(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    study = _study(pk)
+    response = StreamingHttpResponse((line + "\n" for line in imrmc_lines(study)),
+                                     content_type="text/csv")  # fmt: skip
+    response["Content-Disposition"] = f'attachment; filename="{study.name}-imrmc.csv"'
+    return response
+
+
+def _finite(value):
+    """JSON has no NaN: statistics without data become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+@staff_member_required
+@require_GET
+def export_statistics(request: HttpRequest, pk: int) -> JsonResponse:
+    results = study_results(_study(pk), _method(request))
+    response = JsonResponse(_finite(json.loads(json.dumps(results.as_dict(), default=float))))
+    response["Content-Disposition"] = f'attachment; filename="{results.study.name}-statistics.json"'
+    return response

@@ -1,0 +1,59 @@
+"""Export rows: every response in plain columns, and iMRMC's list-mode input file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from studies import statistics as st
+from studies.models import Response, Study
+
+RESPONSE_COLUMNS = [
+    "study", "reader", "position", "practice", "case", "tile_sha256", "truth", "label",
+    "generator", "scheme", "prompt", "call", "confidence", "score", "served_at", "answered_at",
+    "seconds",
+]  # fmt: skip
+
+
+def response_rows(study: Study) -> Iterator[list]:
+    """Header, then one row per response (practice included, flagged), in answer order."""
+    yield RESPONSE_COLUMNS
+    responses = (
+        Response.objects.filter(case__study=study)
+        .select_related("reader", "trial", "case__tile", "case__member")
+        .order_by("reader__username", "trial__position")
+    )
+    generator = study.cohort.generator
+    for r in responses.iterator(chunk_size=2000):
+        synthetic = r.case.kind == st.POSITIVE
+        yield [
+            study.name, r.reader.get_username(), r.trial.position, int(r.trial.practice),
+            r.case_id, r.case.tile.sha256, r.case.kind, r.case.label,
+            generator.name if synthetic else "", generator.scheme if synthetic else "",
+            r.case.member.prompt, r.call, "" if r.confidence is None else r.confidence,
+            st.ordinal_score(r.call, r.confidence), r.served_at.isoformat(),
+            r.answered_at.isoformat(), f"{r.seconds:.3f}",
+        ]  # fmt: skip
+
+
+def imrmc_lines(study: Study) -> Iterator[str]:
+    """iMRMC list mode: a free-text header, BEGIN DATA:, truth rows (-1, case, 0, 0|1), then
+    (reader, case, modality, score) with the 10-level score; positive = synthetic."""
+    scored = Response.objects.filter(case__study=study, trial__practice=False)
+    rows = list(
+        scored.order_by("reader__username", "case_id").values_list(
+            "reader__username", "case_id", "case__kind", "call", "confidence"
+        )
+    )
+    truth = {case: kind == st.POSITIVE for _, case, kind, _, _ in rows}
+    readers = sorted({r[0] for r in rows})
+    yield f"HistoStudy reader study {study.name}: score 1-10, higher = more sure synthetic"
+    yield f"NR: {len(readers)}"
+    yield f"N0: {sum(not t for t in truth.values())}"
+    yield f"N1: {sum(truth.values())}"
+    yield "NM: 1"
+    yield "BEGIN DATA:"
+    for case in sorted(truth):
+        yield f"-1,{case},0,{int(truth[case])}"
+    modality = study.name
+    for reader, case, _, call, confidence in rows:
+        yield f"{reader},{case},{modality},{st.ordinal_score(call, confidence)}"

@@ -1,0 +1,148 @@
+"""Study plots as small hand-written inline SVG: readers in ROC space, per-reader intervals,
+fool rates. No JavaScript and no plotting library on the request path: matplotlib took
+most of a second per dashboard, these take milliseconds. Text is escaped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+
+import numpy as np
+
+from studies.results import StudyResults
+
+INK, MUTED, SENS, SPEC = "#222", "#888", "#5b2a5e", "#2a7f62"
+
+
+@dataclass
+class Canvas:
+    """A plot area with data ranges [0, 1] x [y0, y1] mapped into pixels."""
+
+    width: int
+    height: int
+    y_range: tuple[float, float] = (0.0, 1.0)
+    margin: tuple[int, int, int, int] = (28, 16, 46, 56)  # top, right, bottom, left
+    parts: list[str] = field(default_factory=list)
+
+    def x(self, v: float) -> float:
+        _, right, _, left = self.margin
+        return left + v * (self.width - left - right)
+
+    def y(self, v: float) -> float:
+        top, _, bottom, _ = self.margin
+        lo, hi = self.y_range
+        return self.height - bottom - (v - lo) / (hi - lo) * (self.height - top - bottom)
+
+    def line(self, x0, y0, x1, y1, colour=INK, dash="", width=1.0) -> None:
+        d = f' stroke-dasharray="{dash}"' if dash else ""
+        self.parts.append(
+            f'<line x1="{self.x(x0):.1f}" y1="{self.y(y0):.1f}" x2="{self.x(x1):.1f}" '
+            f'y2="{self.y(y1):.1f}" stroke="{colour}" stroke-width="{width}"{d}/>'
+        )
+
+    def dot(self, x, y, colour, title: str = "") -> None:
+        tip = f"<title>{escape(title)}</title>" if title else ""
+        cx, cy = self.x(x), self.y(y)
+        self.parts.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{colour}">{tip}</circle>'
+        )
+
+    def polyline(self, points, colour, opacity=1.0) -> None:
+        coords = " ".join(f"{self.x(a):.1f},{self.y(b):.1f}" for a, b in points)
+        self.parts.append(
+            f'<polyline points="{coords}" fill="none" stroke="{colour}" '
+            f'stroke-opacity="{opacity}"/>'
+        )
+
+    def rect(self, x0, x1, y0, y1, colour) -> None:
+        x, y = self.x(x0), self.y(y1)
+        w, h = self.x(x1) - x, self.y(y0) - y
+        self.parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{colour}"/>'
+        )
+
+    def text(self, px, py, label, anchor="middle", size=11, colour=INK, rotate=False) -> None:
+        turn = f' transform="rotate(-90 {px:.1f} {py:.1f})"' if rotate else ""
+        self.parts.append(
+            f'<text x="{px:.1f}" y="{py:.1f}" text-anchor="{anchor}" font-size="{size}" '
+            f'fill="{colour}"{turn}>{escape(str(label))}</text>'
+        )
+
+    def x_axis(self, label: str, ticks=(0, 0.25, 0.5, 0.75, 1)) -> None:
+        lo = self.y_range[0]
+        self.line(0, lo, 1, lo)
+        for t in ticks:
+            self.text(self.x(t), self.y(lo) + 14, f"{t:g}")
+        self.text(self.x(0.5), self.height - 8, label)
+
+    def y_axis(self, label: str, ticks) -> None:
+        lo, hi = self.y_range
+        self.line(0, lo, 0, hi)
+        for value, name in ticks:
+            self.text(self.x(0) - 6, self.y(value) + 4, name, anchor="end")
+        if label:
+            self.text(14, self.y((lo + hi) / 2), label, rotate=True)
+
+    def svg(self, title: str) -> str:
+        body = "".join(self.parts)
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.width} {self.height}" '
+            f'width="{self.width}" height="{self.height}" role="img" font-family="system-ui, '
+            f'sans-serif"><title>{escape(title)}</title>'
+            f'<text x="{self.width / 2}" y="16" text-anchor="middle" font-size="13" '
+            f'font-weight="600">{escape(title)}</text>{body}</svg>'
+        )
+
+
+def roc_space(results: StudyResults) -> str:
+    """Each reader as a point (1 - specificity, sensitivity) with their ROC curve; chance line."""
+    c = Canvas(380, 380)
+    c.line(0, 0, 1, 1, MUTED, dash="4 3")
+    for reader in results.readers:
+        c.polyline(reader.roc, SENS, opacity=0.3)
+    for reader in results.readers:
+        s = reader.summary
+        tip = (
+            f"{reader.reader}: sensitivity {s.sensitivity.value:.2f}, "
+            f"specificity {s.specificity.value:.2f}"
+        )
+        c.dot(1 - s.specificity.value, s.sensitivity.value, SENS, tip)
+    c.x_axis("1 - specificity (real called synthetic)")
+    c.y_axis("sensitivity (synthetic called synthetic)",
+             [(t, f"{t:g}") for t in (0, 0.25, 0.5, 0.75, 1)])  # fmt: skip
+    return c.svg("Readers in ROC space")
+
+
+def intervals(results: StudyResults) -> str:
+    """Per reader: sensitivity and specificity with their 95% intervals; 0.5 is chance."""
+    readers = results.readers
+    n = len(readers)
+    c = Canvas(560, 22 * n + 90, y_range=(n, 0), margin=(40, 16, 46, 110))
+    c.line(0.5, n, 0.5, 0, MUTED, dash="4 3")
+    for i, reader in enumerate(readers):
+        for offset, name, colour in ((0.35, "sensitivity", SENS), (0.65, "specificity", SPEC)):
+            p = getattr(reader.summary, name)
+            if not np.isfinite(p.value):
+                continue
+            c.line(p.low, i + offset, p.high, i + offset, colour, width=1.5)
+            c.dot(p.value, i + offset, colour, f"{reader.reader} {name} {p.value:.2f} "
+                  f"({p.low:.2f}-{p.high:.2f})")  # fmt: skip
+    c.x_axis(f"proportion with 95% {results.method} interval")
+    c.y_axis("", [(i + 0.5, r.reader) for i, r in enumerate(readers)])
+    c.text(c.x(0.02), 32, "● sensitivity", anchor="start", colour=SENS)
+    c.text(c.x(0.3), 32, "● specificity", anchor="start", colour=SPEC)
+    return c.svg("Sensitivity and specificity per reader")
+
+
+def fool_rate_histogram(results: StudyResults) -> str:
+    rates = np.array(list(results.fool_rates.values()))
+    counts, edges = np.histogram(rates, bins=np.linspace(0, 1, 11))
+    top = max(int(counts.max()) if len(counts) else 1, 1)
+    c = Canvas(380, 280, y_range=(0, top))
+    for count, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True):
+        if count:
+            c.rect(lo + 0.005, hi - 0.005, 0, count, SENS)
+    c.x_axis("share of readers who called the synthetic tile real")
+    step = max(1, top // 4)
+    c.y_axis("synthetic tiles", [(v, str(v)) for v in range(0, top + 1, step)])
+    return c.svg(f"Fool rate ({len(rates)} synthetic tiles)")

@@ -1,0 +1,233 @@
+"""A study's results: its scored responses fetched once, grouped, and handed to statistics.py.
+
+Practice trials never count. Everything here is a query plus grouping; the maths lives in
+studies/statistics.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from studies import statistics as st
+from studies.models import Response, Study
+
+BLOCKS = 4  # the session split into quarters, to see a learning effect
+
+
+@dataclass(frozen=True)
+class Row:
+    """One scored answer, flattened."""
+
+    reader: str
+    case: int
+    truth: str
+    label: int
+    generator: str
+    scheme: str
+    call: str
+    confidence: int | None
+    seconds: float
+    position: int  # among the reader's scored trials, 0-based
+    n_trials: int
+
+
+@dataclass
+class ReaderResult:
+    reader: str
+    summary: st.ReaderSummary
+    roc: list[tuple[float, float]]
+
+
+@dataclass
+class Pooled:
+    """Sensitivity, specificity and accuracy over all answers in a group."""
+
+    n: int
+    sensitivity: st.Proportion
+    specificity: st.Proportion
+    accuracy: st.Proportion
+
+
+@dataclass
+class StudyResults:
+    study: Study
+    method: str
+    rows: list[Row]
+    readers: list[ReaderResult]
+    headline: dict[str, st.Headline]
+    fleiss_kappa: float | None
+    fleiss_cases: int
+    cohen_kappas: dict[tuple[str, str], float]
+    fool_rates: dict[int, float]
+    breakdowns: dict[str, dict[str, Pooled]] = field(default_factory=dict)
+
+    @property
+    def cohen_summary(self) -> st.Headline:
+        return st.headline(list(self.cohen_kappas.values()))
+
+    @property
+    def sentence(self) -> str:
+        """The paper's headline: median sensitivity/specificity across readers, with n."""
+        sens, spec = self.headline["sensitivity"], self.headline["specificity"]
+        if sens.n == 0:
+            return "No scored answers yet."
+        return (
+            f"{len(self.readers)} readers, {len(self.rows)} scored answers: median sensitivity "
+            f"{sens.median:.2f} (range {sens.low:.2f}-{sens.high:.2f}) and median specificity "
+            f"{spec.median:.2f} (range {spec.low:.2f}-{spec.high:.2f}) for telling synthetic "
+            f"tiles from real ones; 0.50 is chance."
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "study": self.study.name,
+            "interval": self.method,
+            "positive": st.POSITIVE,
+            "n_answers": len(self.rows),
+            "headline": {k: vars(v) for k, v in self.headline.items()},
+            "sentence": self.sentence,
+            "readers": [{"reader": r.reader, **r.summary.as_dict()} for r in self.readers],
+            "agreement": {
+                "fleiss_kappa": self.fleiss_kappa,
+                "fleiss_cases": self.fleiss_cases,
+                "cohen_kappa": [
+                    {"readers": list(pair), "kappa": k} for pair, k in self.cohen_kappas.items()
+                ],
+            },
+            "fool_rates": {str(k): v for k, v in self.fool_rates.items()},
+            "breakdowns": {
+                name: {
+                    group: vars(p)
+                    | {
+                        "sensitivity": p.sensitivity.as_dict(),
+                        "specificity": p.specificity.as_dict(),
+                        "accuracy": p.accuracy.as_dict(),
+                    }
+                    for group, p in groups.items()
+                }
+                for name, groups in self.breakdowns.items()
+            },
+        }
+
+
+def fetch_rows(study: Study) -> list[Row]:
+    """Every scored answer of the study in one query, ordered by reader and position."""
+    values = (
+        Response.objects.filter(case__study=study, trial__practice=False)
+        .order_by("reader__username", "trial__position")
+        .values_list(
+            "reader__username",
+            "case_id",
+            "case__kind",
+            "case__label",
+            "case__tile__cohort__generator__name",
+            "case__tile__cohort__generator__scheme",
+            "call",
+            "confidence",
+            "served_at",
+            "answered_at",
+            "trial__position",
+            "trial__assignment__n_trials",
+        )
+    )
+    practice = study.practice_trials
+    rows = []
+    for reader, case, kind, label, gen, scheme, call, conf, served, answered, pos, n in values:
+        rows.append(
+            Row(
+                reader, case, kind, label, gen or "real", scheme or "real", call, conf,
+                (answered - served).total_seconds(), pos - practice, n - practice,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def pooled(rows: list[Row], method: str) -> Pooled:
+    c = st.confusion([r.truth for r in rows], [r.call for r in rows])
+    return Pooled(
+        c.n,
+        st.proportion(c.tp, c.tp + c.fn, method),
+        st.proportion(c.tn, c.tn + c.fp, method),
+        st.proportion(c.tp + c.tn, c.n, method),
+    )
+
+
+def _agreement(rows: list[Row]) -> tuple[float | None, int, dict[tuple[str, str], float]]:
+    """Fleiss' kappa over cases every reader answered; Cohen's kappa per pair of readers."""
+    by_case: dict[int, dict[str, str]] = defaultdict(dict)
+    for r in rows:
+        by_case[r.case][r.reader] = r.call
+    readers = sorted({r.reader for r in rows})
+    complete = [calls for calls in by_case.values() if len(calls) == len(readers)]
+    fleiss = None
+    if len(readers) >= 2 and complete:
+        table = np.array([[sum(c == k for c in calls.values()) for k in ("real", "synthetic")]
+                          for calls in complete])  # fmt: skip
+        fleiss = st.fleiss_kappa(table)
+    cohen = {}
+    for a, b in itertools.combinations(readers, 2):
+        common = [calls for calls in by_case.values() if a in calls and b in calls]
+        if common:
+            cohen[(a, b)] = st.cohen_kappa([c[a] for c in common], [c[b] for c in common])
+    return fleiss, len(complete), cohen
+
+
+def study_results(study: Study, method: str = "wilson") -> StudyResults:
+    rows = fetch_rows(study)
+    by_reader: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        by_reader[r.reader].append(r)
+    readers = []
+    for name, mine in by_reader.items():
+        truth, calls = [r.truth for r in mine], [r.call for r in mine]
+        confidences = [r.confidence for r in mine]
+        summary = st.summarise_reader(truth, calls, confidences, [r.seconds for r in mine], method)
+        scores = np.array([st.ordinal_score(c, k) for c, k in zip(calls, confidences, strict=True)])
+        positive = np.array(truth) == st.POSITIVE
+        readers.append(
+            ReaderResult(name, summary, st.roc_points(scores[positive], scores[~positive]))
+        )
+    headline = {
+        "sensitivity": st.headline([r.summary.sensitivity.value for r in readers]),
+        "specificity": st.headline([r.summary.specificity.value for r in readers]),
+        "accuracy": st.headline([r.summary.accuracy.value for r in readers]),
+        "auc": st.headline([r.summary.auc.value for r in readers]),
+    }
+    fleiss, fleiss_cases, cohen = _agreement(rows)
+    results = StudyResults(
+        study, method, rows, readers, headline, fleiss, fleiss_cases, cohen,
+        st.fool_rates([r.case for r in rows], [r.truth for r in rows], [r.call for r in rows]),
+    )  # fmt: skip
+    results.breakdowns = breakdowns(rows, method)
+    return results
+
+
+def _block(row: Row) -> int:
+    return min(BLOCKS - 1, row.position * BLOCKS // max(row.n_trials, 1))
+
+
+def breakdowns(rows: list[Row], method: str) -> dict[str, dict[str, Pooled]]:
+    """Pooled answers by tissue label, by generator and prompt scheme (synthetic against all
+    real tiles), and by quarter of the reading session."""
+    out: dict[str, dict[str, Pooled]] = {}
+    out["label"] = {
+        name: pooled([r for r in rows if r.label == value], method)
+        for value, name in ((0, "healthy"), (1, "tumour"))
+    }
+    real = [r for r in rows if r.truth != st.POSITIVE]
+    for key in ("generator", "scheme"):
+        groups = sorted({getattr(r, key) for r in rows if r.truth == st.POSITIVE})
+        out[key] = {
+            g: pooled([r for r in rows if getattr(r, key) == g] + real, method) for g in groups
+        }
+    out["block"] = {}
+    for block in range(BLOCKS):
+        inside = [
+            r for r in rows if block == min(BLOCKS - 1, r.position * BLOCKS // max(r.n_trials, 1))
+        ]
+        out["block"][f"quarter {block + 1}"] = pooled(inside, method)
+    return out

@@ -1,0 +1,115 @@
+"""Study results, exports and the dashboard on a study whose answers are scripted."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import pytest
+from django.urls import reverse
+
+from studies import statistics as st
+from studies.results import study_results
+from tests.factories import UserFactory, cohort_from_fixture_tiles, open_study
+
+pytestmark = pytest.mark.django_db
+
+
+def answer(study, reader, rule) -> None:
+    """rule(kind, position) -> (call, confidence) for every trial of the reader."""
+    assignment = study.assignments.get(reader=reader)
+    while (trial := assignment.next_trial()) is not None:
+        assignment.submit(trial.token, *rule(trial.case.kind, trial.position))
+
+
+def perfect(kind, position):
+    return kind, 5
+
+
+def always_real(kind, position):
+    return "real", 1 + position % 5
+
+
+@pytest.fixture
+def answered_study(cohort, alice, bob):
+    study = open_study(cohort, [alice, bob], cases=12, practice_trials=2)
+    answer(study, alice, perfect)
+    answer(study, bob, always_real)
+    return study
+
+
+def test_results_per_reader_headline_agreement_and_breakdowns(answered_study):
+    results = study_results(answered_study)
+    assert len(results.rows) == 24  # practice left out
+    by_name = {r.reader: r.summary for r in results.readers}
+    alice, bob = by_name["alice"], by_name["bob"]
+    assert (alice.sensitivity.value, alice.specificity.value, alice.auc.value) == (1.0, 1.0, 1.0)
+    assert (bob.sensitivity.value, bob.specificity.value) == (0.0, 1.0)
+    assert alice.p_value == pytest.approx(st.binomial_test(12, 12))
+    assert results.headline["sensitivity"].median == 0.5
+    assert "2 readers, 24 scored answers: median sensitivity 0.50" in results.sentence
+    assert results.fleiss_cases == 12 and results.fleiss_kappa is not None
+    assert set(results.cohen_kappas) == {("alice", "bob")}
+    assert all(rate == 0.5 for rate in results.fool_rates.values())  # alice right, bob fooled
+    assert set(results.breakdowns) == {"label", "generator", "scheme", "block"}
+    assert sum(p.n for p in results.breakdowns["block"].values()) == 24
+    assert results.breakdowns["scheme"]["morphology"].sensitivity.k == 6
+
+
+def test_exports(answered_study, admin_client):
+    rows = list(csv.reader(io.StringIO(b"".join(admin_client.get(
+        reverse("dashboards:responses-csv", args=[answered_study.pk])).streaming_content
+    ).decode())))  # fmt: skip
+    assert rows[0][:3] == ["study", "reader", "position"] and len(rows) == 1 + 28
+    assert {r[6] for r in rows[1:]} == {"real", "synthetic"}
+    imrmc = b"".join(admin_client.get(
+        reverse("dashboards:imrmc-csv", args=[answered_study.pk])).streaming_content
+    ).decode().splitlines()  # fmt: skip
+    start = imrmc.index("BEGIN DATA:")
+    data = [line.split(",") for line in imrmc[start + 1 :]]
+    truth = [d for d in data if d[0] == "-1"]
+    scores = [d for d in data if d[0] != "-1"]
+    assert len(truth) == 12 and len(scores) == 24 and "NR: 2" in imrmc
+    assert all(d[2] == "0" and d[3] in ("0", "1") for d in truth)
+    assert all(1 <= int(d[3]) <= 10 and d[2] == answered_study.name for d in scores)
+    stats = admin_client.get(reverse("dashboards:statistics-json", args=[answered_study.pk]))
+    payload = stats.json()
+    assert payload["n_answers"] == 24 and len(payload["readers"]) == 2
+    assert payload["positive"] == "synthetic"
+
+
+def test_dashboard_renders_for_staff_and_readers_never_reach_it(answered_study, admin_client,
+                                                                alice_client):  # fmt: skip
+    url = reverse("dashboards:study", args=[answered_study.pk])
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    assert page.content.count(b"<svg") == 3 and b"median sensitivity 0.50" in page.content
+    assert alice_client.get(url).status_code == 302
+    for name in ("responses-csv", "imrmc-csv", "statistics-json"):
+        reply = alice_client.get(reverse(f"dashboards:{name}", args=[answered_study.pk]))
+        assert reply.status_code == 302 and "/admin/login/" in reply["Location"]
+    clopper = admin_client.get(url, {"interval": "clopper-pearson"})
+    assert b"intervals: clopper-pearson" in clopper.content
+
+
+def test_dashboard_of_20_readers_x_200_answers_renders_within_a_second(admin_client):
+    cohort = cohort_from_fixture_tiles("big-cohort", per_stratum=55)
+    readers = [UserFactory(username=f"r{i:02d}") for i in range(20)]
+    study = open_study(cohort, readers, name="big", cases=200)
+    for i, reader in enumerate(readers):
+        answer(
+            study, reader, lambda kind, pos, i=i: (kind if (pos + i) % 3 else "real", 1 + pos % 5)
+        )
+    url = reverse("dashboards:study", args=[study.pk])
+    admin_client.get(url)  # warm the template cache
+    start = time.perf_counter()
+    page = admin_client.get(url)
+    seconds = time.perf_counter() - start
+    assert page.status_code == 200 and b"20 readers, 4000 scored answers" in page.content
+    assert seconds < 1.0, f"dashboard took {seconds:.2f} s"
+
+
+def test_empty_study_dashboard(study_with_two_readers, admin_client):
+    page = admin_client.get(reverse("dashboards:study", args=[study_with_two_readers.pk]))
+    assert page.status_code == 200 and b"No scored answers yet." in page.content
