@@ -8,6 +8,7 @@ from generation.models import (
     Cohort,
     CohortMember,
     Dataset,
+    FidResult,
     Generator,
     ImportRun,
     MorphologyCluster,
@@ -332,3 +333,23 @@ class CohortAdmin(admin.ModelAdmin):
             "<table><tr><th>cluster</th><th>label</th><th>kind</th><th>tiles</th></tr>{}</table>",
             cells,
         )
+
+
+@admin.register(FidResult)
+class FidResultAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "set_a",
+        "set_b",
+        "label",
+        "floor",
+        "n_a",
+        "n_b",
+        "fid",
+        "kid_mean",
+    ]
+    list_filter = ["floor", "generator", "scheme", "label"]
+    readonly_fields = [f.name for f in FidResult._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by compute_fid

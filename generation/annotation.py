@@ -29,16 +29,15 @@ from generation import prompts as P
 from generation.clustering import FittedClusters, fit_clusters
 from generation.embeddings import EMBEDDINGS, EmbeddingError, PixelEmbedder, pixel_embedder
 from generation.features import FEATURE_NAMES, Quality, QualityThresholds, annotate_file
+from generation.fid import cached_features
 from generation.models import (
     Dataset,
     MorphologyCluster,
     MorphologyClustering,
     Tile,
     TileAnnotation,
-    TileEmbedding,
 )
 from generation.parallel import ordered_map, worker_count
-from generation.tilestore import read_tile
 
 BATCH = 500
 
@@ -255,38 +254,11 @@ def _embeddings(
         return np.column_stack([features[n] for n in FEATURE_NAMES]), "morphometrics:v1"
     sha_by_id = dict(ds.tiles.filter(id__in=ids.tolist()).values_list("id", "sha256"))
     shas = [sha_by_id[i] for i in ids.tolist()]
-    cached = _cached_vectors(shas, embedder.key)
-    missing = [s for s in dict.fromkeys(shas) if s not in cached]
-    store = Path(settings.MEDIA_ROOT)
-    bar = tqdm(total=len(missing), unit="tile", desc=f"embed {embedder.name}", disable=not progress)
-    with bar:
-        for start in range(0, len(missing), 256):
-            chunk = missing[start : start + 256]
-            pixels = np.stack([read_tile(store / Tile(sha256=s).relpath) for s in chunk])
-            vectors = embedder.embed(pixels)  # (n, D) float32
-            with transaction.atomic():
-                TileEmbedding.objects.bulk_create(
-                    [
-                        TileEmbedding(sha256=s, embedding_key=embedder.key, vector=v.tobytes())
-                        for s, v in zip(chunk, vectors, strict=True)
-                    ],
-                    ignore_conflicts=True,
-                )
-            cached.update(zip(chunk, vectors, strict=True))
-            summary.embedded += len(chunk)
-            bar.update(len(chunk))
-    return np.stack([cached[s] for s in shas]).astype(np.float64), embedder.key
 
+    def count(n: int) -> None:
+        summary.embedded += n
 
-def _cached_vectors(shas: list[str], key: str) -> dict[str, np.ndarray]:
-    found: dict[str, np.ndarray] = {}
-    unique = list(dict.fromkeys(shas))
-    for start in range(0, len(unique), 2000):
-        rows = TileEmbedding.objects.filter(
-            embedding_key=key, sha256__in=unique[start : start + 2000]
-        ).values_list("sha256", "vector")
-        found.update((sha, np.frombuffer(bytes(vec), np.float32)) for sha, vec in rows)
-    return found
+    return cached_features(shas, embedder, progress, count), embedder.key
 
 
 # --- phase 3: clusters ------------------------------------------------------------------------

@@ -307,3 +307,62 @@ class CohortMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cohort} {self.kind} #{self.position}"
+
+
+class FidResultQuerySet(models.QuerySet):
+    def paper_table(self) -> list[dict]:
+        """The latest result per (generator, scheme, label, reference set), each with the
+        latest real-vs-real floor measured on the same reference set and label."""
+        floors: dict[tuple, FidResult] = {}
+        for r in self.filter(floor=True).order_by("created_at"):
+            floors[(r.set_b.split(" (")[0], r.label)] = r
+        latest: dict[tuple, FidResult] = {}
+        for r in self.filter(floor=False).order_by("created_at"):
+            latest[(r.generator, r.scheme, r.label, r.set_b)] = r
+
+        def order(key: tuple) -> tuple:
+            generator, scheme, label, _ = key
+            return (generator, scheme, label is not None, label or 0)
+
+        return [
+            {"result": r, "floor": floors.get((key[3], key[2]))}
+            for key, r in sorted(latest.items(), key=lambda kv: order(kv[0]))
+        ]
+
+
+class FidResult(models.Model):
+    """One FID/KID measurement between two tile sets, with how it was measured."""
+
+    name = models.CharField(max_length=300, help_text="set A vs set B, as the command printed it")
+    cohort = models.ForeignKey(
+        Cohort, null=True, blank=True, on_delete=models.CASCADE, related_name="fid_results"
+    )
+    generator = models.CharField(max_length=100, blank=True, help_text="empty: real vs real")
+    scheme = models.CharField(max_length=20, blank=True)
+    label = models.PositiveSmallIntegerField(
+        null=True, blank=True, choices=LabelChoices.choices, help_text="empty: both labels"
+    )
+    floor = models.BooleanField(default=False, help_text="real vs real: the floor to beat")
+    set_a = models.CharField(max_length=200)
+    set_b = models.CharField(max_length=200)
+    n_a = models.PositiveIntegerField()
+    n_b = models.PositiveIntegerField()
+    fid = models.FloatField()
+    kid_mean = models.FloatField()
+    kid_std = models.FloatField()
+    kid_subsets = models.PositiveIntegerField()
+    kid_subset_size = models.PositiveIntegerField()
+    seed = models.BigIntegerField()
+    extractor = models.CharField(max_length=100)
+    weights_sha256 = models.CharField(max_length=64)
+    preprocessing = models.CharField(max_length=200)
+    warning = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = FidResultQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: FID {self.fid:.1f}"

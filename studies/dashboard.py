@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
+from generation.models import FidResult, Generator
 from studies import plots
 from studies.exports import imrmc_lines, response_rows
 from studies.models import Study
@@ -91,3 +92,14 @@ def export_statistics(request: HttpRequest, pk: int) -> JsonResponse:
     response = JsonResponse(_finite(json.loads(json.dumps(results.as_dict(), default=float))))
     response["Content-Disposition"] = f'attachment; filename="{results.study.name}-statistics.json"'
     return response
+
+
+@staff_member_required
+@require_GET
+def generation_dashboard(request: HttpRequest) -> HttpResponse:
+    """FID/KID by generator x prompt scheme x label, the real-vs-real floor beside them."""
+    return render(
+        request,
+        "studies/generation_dashboard.html",
+        {"rows": FidResult.objects.paper_table(), "generators": Generator.objects.all()},
+    )

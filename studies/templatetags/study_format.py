@@ -28,3 +28,8 @@ def interval(p) -> str:
 @register.filter
 def pvalue(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+@register.filter
+def mul1000(value) -> str:
+    return num(value * 1000 if value is not None else None, 2)

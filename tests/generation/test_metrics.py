@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from generation.metrics import Moments, frechet_distance, kernel_inception_distance
+from generation.metrics import (
+    Moments,
+    fid_from_features,
+    frechet_distance,
+    kernel_inception_distance,
+)
 
 
 def gaussian_moments(mean, cov) -> Moments:
@@ -79,3 +84,12 @@ def test_bad_shapes_are_refused():
         Moments.of(np.zeros((1, 3)))
     with pytest.raises(ValueError, match="feature sizes differ"):
         kernel_inception_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+
+
+@pytest.mark.parametrize(("n_a", "n_b", "dim"), [(20, 30, 64), (40, 25, 64), (80, 90, 16)])
+def test_the_low_rank_route_equals_the_covariance_route(n_a, n_b, dim):
+    rng = np.random.default_rng(n_a)
+    a = rng.normal(size=(n_a, dim))
+    b = rng.normal(0.3, 1.2, size=(n_b, dim)) @ rng.normal(size=(dim, dim)) / np.sqrt(dim)
+    expected = frechet_distance(Moments.of(a), Moments.of(b))
+    assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-6)

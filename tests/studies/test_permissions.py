@@ -83,6 +83,7 @@ TABLE = {
     "api:study-list": ("get", [], (403, 403, 403, 200)),
     "api:study-detail": ("get", ["study"], (403, 403, 403, 200)),
     "api:study-results": ("get", ["study"], (403, 403, 403, 200)),
+    "dashboards:generation": ("get", [], (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)),
     "dashboards:study": ("get", ["study"], (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)),
     "dashboards:responses-csv": ("get", ["study"], (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)),
     "dashboards:imrmc-csv": ("get", ["study"], (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)),

