@@ -35,16 +35,21 @@ class Design:
     ratio_synthetic: int = 1
     stratify_by_label: bool = True
 
-    def quotas(self, rng: np.random.Generator) -> dict[tuple[str, int | None], int]:
-        """Cases per (kind, label) stratum, or per (kind, None) without label stratification.
-
-        An odd split (7 synthetic into two labels) gives the extra case to a label chosen by
-        the seeded generator, so no label is favoured across readers.
-        """
+    def _synthetic_share(self) -> float:
         total_ratio = self.ratio_real + self.ratio_synthetic
         if total_ratio <= 0:
             raise DesignError("real:synthetic ratio must not be 0:0")
-        synthetic = round(self.n * self.ratio_synthetic / total_ratio)
+        return self.n * self.ratio_synthetic / total_ratio
+
+    def quotas(self, rng: np.random.Generator) -> dict[tuple[str, int | None], int]:
+        """Cases per (kind, label) stratum, or per (kind, None) without label stratification.
+
+        A fractional split (5 cases at 1:1) and an odd split inside a kind (3 synthetic into
+        two labels) give the extra case by a seeded draw, so no kind or label is favoured
+        across readers.
+        """
+        exact = self._synthetic_share()
+        synthetic = int(np.floor(exact)) + int(rng.random() < exact - np.floor(exact))
         per_kind = {"real": self.n - synthetic, "synthetic": synthetic}
         quotas: dict[tuple[str, int | None], int] = {}
         for kind, count in per_kind.items():
@@ -57,6 +62,35 @@ class Design:
             quotas[(kind, 0)] = healthy
             quotas[(kind, 1)] = count - healthy
         return quotas
+
+    def largest_quotas(self) -> dict[tuple[str, int | None], int]:
+        """The most cases any seed can ask of each stratum (extra cases rounded up)."""
+        exact = self._synthetic_share()
+        per_kind = {"real": int(np.ceil(self.n - exact)), "synthetic": int(np.ceil(exact))}
+        if not self.stratify_by_label:
+            return {(kind, None): count for kind, count in per_kind.items()}
+        return {(kind, label): (count + 1) // 2 for kind, count in per_kind.items()
+                for label in LABELS}  # fmt: skip
+
+
+def check_capacity(pool: Sequence[PoolCase], design: Design) -> None:
+    """DesignError unless every seed's draw fits the pool: a per-reader study draws with a
+    seed per reader, so passing with one seed is not enough."""
+    if design.n <= 0:
+        return
+    strata = _strata(pool, design.stratify_by_label)
+    for key, quota in design.largest_quotas().items():
+        _need(key, quota, len(strata.get(key, [])))
+
+
+def _need(key: tuple[str, int | None], quota: int, available: int) -> None:
+    if quota > available:
+        kind, label = key
+        stratum = kind if label is None else f"{kind} {('healthy', 'tumour')[label]}"
+        raise DesignError(
+            f"the cohort has {available} {stratum} tiles available, the design needs up to "
+            f"{quota}; lower the cases or change the ratio"
+        )
 
 
 def _strata(pool: Sequence[PoolCase], by_label: bool) -> dict[tuple[str, int | None], list[int]]:
@@ -76,13 +110,7 @@ def draw(pool: Sequence[PoolCase], design: Design, seed: int) -> list[int]:
     chosen: list[int] = []
     for key, quota in quotas.items():
         available = strata.get(key, [])
-        if quota > len(available):
-            kind, label = key
-            stratum = kind if label is None else f"{kind} {('healthy', 'tumour')[label]}"
-            raise DesignError(
-                f"the cohort has {len(available)} {stratum} tiles available, "
-                f"the design needs {quota}; lower the cases or change the ratio"
-            )
+        _need(key, quota, len(available))
         picks = rng.choice(len(available), size=quota, replace=False)
         chosen.extend(available[i] for i in sorted(picks))
     return [chosen[i] for i in rng.permutation(len(chosen))]

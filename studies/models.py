@@ -17,7 +17,8 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generation.models import Cohort, CohortMember, LabelChoices, Tile
@@ -177,8 +178,13 @@ class Study(models.Model):
         return self.pk is not None and Response.objects.filter(case__study=self).exists()
 
     def locked_fields(self) -> tuple[str, ...]:
-        """Fields an edit may no longer change: the design once opened, texts once read."""
-        if self.pk is None or self.opened_at is None:
+        """Fields an edit may no longer change: the design once opened, texts once read.
+
+        Whether it was opened is read from the database: a stale copy loaded as a draft must
+        not be able to write an opened study's design back."""
+        if self.pk is None:
+            return ()
+        if not Study.objects.filter(pk=self.pk, opened_at__isnull=False).exists():
             return ()
         return self.DESIGN_FIELDS + (self.READ_FIELDS if self.has_responses() else ())
 
@@ -193,9 +199,9 @@ class Study(models.Model):
             raise ValidationError({"cohort": f"cohort {self.cohort} is not complete yet"})
         pool = self.cohort_pool()
         try:
-            practice = design.draw(pool, self.practice_design, self.seed)
-            scored = [c for c in pool if c.id not in set(practice)]
-            design.draw(scored, self.design, self.seed)
+            design.check_capacity(pool, self.practice_design)
+            practice = set(design.draw(pool, self.practice_design, self.seed))
+            design.check_capacity([c for c in pool if c.id not in practice], self.design)
         except design.DesignError as exc:
             raise ValidationError({"cases_per_reader": str(exc)}) from exc
 
@@ -228,6 +234,7 @@ class Study(models.Model):
     @transaction.atomic
     def open(self) -> None:
         """Validate, build the cases once, open the study and give every reader their trials."""
+        Study.objects.select_for_update().filter(pk=self.pk).first()  # one opener at a time
         self.full_clean()
         if not self.cases.exists():
             self._build_cases()
@@ -364,10 +371,14 @@ class Assignment(models.Model):
         if self.started_at is None:
             Assignment.objects.filter(pk=self.pk, started_at=None).update(started_at=now)
             self.started_at = now
+        Trial.objects.filter(pk=trial.pk).update(
+            served_at=now,
+            first_served_at=Coalesce("first_served_at", Value(now)),
+            serve_count=F("serve_count") + 1,  # concurrent loads both count
+        )
         trial.served_at = now
         trial.first_served_at = trial.first_served_at or now
         trial.serve_count += 1
-        trial.save(update_fields=["served_at", "first_served_at", "serve_count"])
         return trial
 
     def submit(self, trial_token: str, call: str, confidence: int | None) -> tuple[Response, bool]:
@@ -381,6 +392,9 @@ class Assignment(models.Model):
             raise Trial.DoesNotExist(trial_token)
         validate_answer(self.study, call, confidence)
         if self.study.status != Study.Status.OPEN:
+            stored = Response.objects.filter(trial=trial).first()
+            if stored is not None and (stored.call, stored.confidence) == (call, confidence):
+                return stored, False  # a retry of an answer taken before the study closed
             raise ValidationError("this study is closed; no more answers are taken")
         # Outside a transaction the INSERT is one round trip; inside one (tests, callers that
         # batch) a savepoint keeps a duplicate from breaking the caller's transaction.

@@ -158,7 +158,8 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:
     categories = np.union1d(a, b)
     observed = float(np.mean(a == b))
     expected = float(sum(np.mean(a == c) * np.mean(b == c) for c in categories))
-    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    # every answer in one category: agreement by chance is certain and kappa is 0/0
+    return float("nan") if expected == 1 else (observed - expected) / (1 - expected)
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -175,7 +176,9 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     p_bar = p_case.mean()
     p_category = counts.sum(axis=0) / counts.sum()
     p_expected = float((p_category**2).sum())
-    return 1.0 if p_expected == 1 else float((p_bar - p_expected) / (1 - p_expected))
+    if p_expected == 1:
+        return float("nan")  # one category only: undefined, not perfect agreement
+    return float((p_bar - p_expected) / (1 - p_expected))
 
 
 IDLE_FLOOR = 30.0  # seconds; no answer faster than this is treated as idle

@@ -87,7 +87,9 @@ def answer(request: HttpRequest, token: str, trial_token: str) -> HttpResponse:
         assignment.submit(
             trial_token,
             request.POST.get("call", ""),
-            int(confidence) if confidence and confidence.isdigit() else confidence,
+            int(confidence)
+            if confidence and confidence.isascii() and confidence.isdecimal()
+            else confidence,
         )
     except Trial.DoesNotExist as exc:
         raise Http404("no such trial") from exc

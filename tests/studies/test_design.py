@@ -6,7 +6,15 @@ from collections import Counter
 
 import pytest
 
-from studies.design import Design, DesignError, PoolCase, draw, reader_seed, shuffle
+from studies.design import (
+    Design,
+    DesignError,
+    PoolCase,
+    check_capacity,
+    draw,
+    reader_seed,
+    shuffle,
+)
 
 
 def pool(per_stratum: int = 10) -> list[PoolCase]:
@@ -61,7 +69,7 @@ def test_without_label_stratification_only_kinds_are_balanced():
 
 
 def test_too_few_tiles_names_the_stratum_and_counts():
-    with pytest.raises(DesignError, match="has 3 real healthy tiles available, the design needs 4"):
+    with pytest.raises(DesignError, match="has 3 real healthy tiles available, the design needs"):
         draw(pool(3), Design(16), 0)
     with pytest.raises(DesignError, match="0:0"):
         draw(pool(), Design(4, 0, 0), 0)
@@ -76,3 +84,25 @@ def test_shuffle_and_reader_seed_are_deterministic_and_distinct():
     assert sorted(shuffle(range(50), 9)) == list(range(50))
     assert reader_seed(1, 2) == reader_seed(1, 2) != reader_seed(1, 3)
     assert 0 <= reader_seed(2**62, 10**9) < 2**63
+
+
+def test_capacity_covers_every_seed_not_just_one():
+    """4 synthetic healthy and 3 synthetic tumour tiles: 7 synthetic fit one label split
+    but not the other, so a per-reader study would fail for about half its readers."""
+    cases = [PoolCase(i, "synthetic", 0) for i in range(4)]
+    cases += [PoolCase(10 + i, "synthetic", 1) for i in range(3)]
+    cases += [PoolCase(20 + i, "real", i % 2) for i in range(20)]
+    design = Design(14)
+    with pytest.raises(
+        DesignError, match="synthetic tumour tiles available, the design needs up to 4"
+    ):
+        check_capacity(cases, design)
+    check_capacity(cases, Design(12))
+    for seed in range(50):
+        assert len(draw(cases, Design(12), seed)) == 12
+
+
+def test_fractional_kind_split_is_drawn_not_rounded_to_even():
+    cases = pool()
+    synthetic = [sum(1 for i in draw(cases, Design(1), seed) if i >= 20) for seed in range(200)]
+    assert 60 < sum(synthetic) < 140  # the single practice case is synthetic about half the time

@@ -190,7 +190,7 @@ def test_a_study_with_responses_cannot_be_deleted(study_with_two_readers, alice)
 
 def test_designs_the_cohort_cannot_satisfy_are_refused_before_opening(cohort, alice):
     study = Study(name="too-big", title="t", instructions="i", cohort=cohort, cases_per_reader=40)
-    with pytest.raises(ValidationError, match="the design needs 10"):
+    with pytest.raises(ValidationError, match="the design needs up to 10"):
         study.full_clean()
     cohort.completed_at = None
     cohort.save()
@@ -219,3 +219,25 @@ def test_a_case_that_has_been_read_cannot_change(study_with_two_readers, alice):
     unread = study_with_two_readers.cases.exclude(pk=case.pk).first()
     unread.practice = True
     unread.save()  # nobody has answered it yet
+
+
+def test_a_retry_after_the_study_closed_returns_the_stored_answer(study_with_two_readers, alice):
+    assignment = study_with_two_readers.assignments.get(reader=alice)
+    trial = assignment.next_trial()
+    assignment.submit(trial.token, "real", 3)
+    study_with_two_readers.close()
+    assignment.study.refresh_from_db()
+    stored, created = assignment.submit(trial.token, "real", 3)
+    assert not created and stored.call == "real"
+
+
+def test_a_stale_draft_copy_cannot_write_back_an_opened_design(cohort, alice):
+    study = Study.objects.create(
+        name="stale", title="t", instructions="i", cohort=cohort, cases_per_reader=4
+    )
+    stale = Study.objects.get(pk=study.pk)
+    study.readers.set([alice])
+    study.open()
+    stale.cases_per_reader = 2
+    with pytest.raises(ValidationError, match="cases_per_reader cannot change"):
+        stale.save()

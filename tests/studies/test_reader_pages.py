@@ -72,7 +72,8 @@ def test_form_errors_are_400_and_store_nothing(study_with_two_readers, alice, al
     assignment = study_with_two_readers.assignments.get(reader=alice)
     token = trial_token(alice_client.get(reverse("studies:trial", args=[assignment.token])))
     answer = reverse("studies:answer", args=[assignment.token, token])
-    for data in ({"call": "real"}, {"call": "x", "confidence": "3"}, {"confidence": "9"}):
+    for data in ({"call": "real"}, {"call": "x", "confidence": "3"}, {"confidence": "9"},
+                 {"call": "real", "confidence": "\u00b2"}):  # fmt: skip
         page = alice_client.post(answer, data)
         assert page.status_code == 400
     assert not Response.objects.exists()

@@ -113,6 +113,8 @@ def test_cohen_kappa_matches_scikit_learn():
     assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
     with pytest.raises(ValueError, match="same"):
         cohen_kappa(["real"], [])
+    assert np.isnan(cohen_kappa(["real"] * 3, ["real"] * 3))  # 0/0, not perfect agreement
+    assert np.isnan(fleiss_kappa(np.array([[3, 0], [3, 0]])))
 
 
 def test_fleiss_kappa_matches_statsmodels():
