@@ -23,7 +23,12 @@ from generation.embeddings import (
     inception_weights,
     pick_device,
 )
-from generation.metrics import SMALL_N, fid_from_features, kernel_inception_distance
+from generation.metrics import (
+    SMALL_N,
+    fid_from_features,
+    kernel_inception_distance,
+    precision_recall,
+)
 from generation.models import Cohort, Dataset, FidResult, Tile, TileEmbedding
 from generation.tilestore import read_tile
 
@@ -124,7 +129,8 @@ class FidSummary:
     def as_dict(self) -> list[dict]:
         fields = ["name", "set_a", "set_b", "label", "floor", "n_a", "n_b", "fid", "kid_mean",
                   "kid_std", "kid_subsets", "kid_subset_size", "seed", "extractor",
-                  "weights_sha256", "preprocessing", "warning", "generator", "scheme"]  # fmt: skip
+                  "weights_sha256", "preprocessing", "warning", "generator", "scheme",
+                  "precision", "recall"]  # fmt: skip
         return [{f: getattr(r, f) for f in fields} for r in self.results]
 
 
@@ -136,6 +142,7 @@ def compute_fid(
     reference_split: str | None = None,
     per_label: bool = False,
     floor: bool = False,
+    with_precision_recall: bool = False,
     max_tiles: int | None = None,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
@@ -156,7 +163,7 @@ def compute_fid(
     except EmbeddingError as exc:
         raise FidError(str(exc)) from exc
     context = {"weights_sha256": file_digest(weights), "seed": seed,
-               "kid": (kid_subsets, kid_subset_size)}  # fmt: skip
+               "kid": (kid_subsets, kid_subset_size), "pr": with_precision_recall}  # fmt: skip
     features = dict(
         zip(set_a.shas + ref.shas, cached_features(set_a.shas + ref.shas, embedder, progress),
             strict=True)
@@ -210,6 +217,7 @@ def _measure(a: TileSet, b: TileSet, label, features, source: Cohort | None, flo
     fb = np.stack([features[s] for s in b.shas])
     subsets, size = context["kid"]
     kid = kernel_inception_distance(fa, fb, subsets, size, context["seed"])
+    pr = precision_recall(fb, fa) if context["pr"] and min(len(fa), len(fb)) > 3 else None
     small = min(len(fa), len(fb))
     warning = (
         f"fewer than {SMALL_N} tiles in a set ({small}): FID is biased upwards at this n; "
@@ -232,6 +240,8 @@ def _measure(a: TileSet, b: TileSet, label, features, source: Cohort | None, flo
         fid=max(0.0, fid_from_features(fa, fb)),
         kid_mean=kid.mean,
         kid_std=kid.std,
+        precision=pr.precision if pr else None,
+        recall=pr.recall if pr else None,
         kid_subsets=kid.subsets,
         kid_subset_size=kid.subset_size,
         seed=context["seed"],

@@ -350,6 +350,8 @@ class FidResult(models.Model):
     fid = models.FloatField()
     kid_mean = models.FloatField()
     kid_std = models.FloatField()
+    precision = models.FloatField(null=True, blank=True, help_text="improved precision, k = 3")
+    recall = models.FloatField(null=True, blank=True, help_text="improved recall, k = 3")
     kid_subsets = models.PositiveIntegerField()
     kid_subset_size = models.PositiveIntegerField()
     seed = models.BigIntegerField()

@@ -113,3 +113,9 @@ def test_generation_dashboard_shows_the_table_with_the_floor(cohort, admin_clien
     admin_page = admin_client.get(reverse("admin:generation_fidresult_changelist"))
     assert admin_page.status_code == 200
     assert client.get(reverse("dashboards:generation")).status_code == 302
+
+
+def test_precision_recall_on_request(cohort):
+    row = run("--cohort", cohort.name, "--precision-recall")[0]
+    assert 0.0 <= row["precision"] <= 1.0 and 0.0 <= row["recall"] <= 1.0
+    assert run("--cohort", cohort.name)[0]["precision"] is None

@@ -11,6 +11,7 @@ from generation.metrics import (
     fid_from_features,
     frechet_distance,
     kernel_inception_distance,
+    precision_recall,
 )
 
 
@@ -93,3 +94,34 @@ def test_the_low_rank_route_equals_the_covariance_route(n_a, n_b, dim):
     b = rng.normal(0.3, 1.2, size=(n_b, dim)) @ rng.normal(size=(dim, dim)) / np.sqrt(dim)
     expected = frechet_distance(Moments.of(a), Moments.of(b))
     assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-6)
+
+
+def brute_precision_recall(real, fake, k):
+    def radius(x, i):
+        d = sorted(np.linalg.norm(x[i] - x[j]) for j in range(len(x)) if j != i)
+        return d[k - 1]
+
+    def covered(p, x):
+        return any(np.linalg.norm(p - x[j]) <= radius(x, j) for j in range(len(x)))
+
+    return (np.mean([covered(f, real) for f in fake]), np.mean([covered(r, fake) for r in real]))
+
+
+def test_precision_recall_matches_a_brute_force_count():
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(size=(40, 6)), rng.normal(0.7, 0.8, size=(35, 6))
+    ours = precision_recall(real, fake, k=3)
+    assert (ours.precision, ours.recall) == pytest.approx(brute_precision_recall(real, fake, 3))
+
+
+def test_precision_recall_extremes_and_mode_collapse():
+    rng = np.random.default_rng(6)
+    real = rng.normal(size=(200, 8))
+    same = precision_recall(real, real.copy())
+    assert (same.precision, same.recall) == (1.0, 1.0)
+    far = precision_recall(real, rng.normal(50, 1, size=(200, 8)))
+    assert (far.precision, far.recall) == (0.0, 0.0)
+    collapsed = precision_recall(real, real[:1] + rng.normal(0, 0.01, size=(200, 8)))
+    assert collapsed.precision > 0.9 and collapsed.recall < 0.1
+    with pytest.raises(ValueError, match="needs more than 3"):
+        precision_recall(real[:3], real)

@@ -24,6 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--reference-split", help="default: --split, else the cohort's")
         parser.add_argument("--per-label", action="store_true", help="also healthy and tumour")
         parser.add_argument("--floor", action="store_true", help="also real vs real")
+        parser.add_argument(
+            "--precision-recall", action="store_true", help="also improved precision/recall, k=3"
+        )
         parser.add_argument("--max-tiles", type=int, help="seeded subsample per set")
         parser.add_argument("--kid-subsets", type=int, default=100)
         parser.add_argument("--kid-subset-size", type=int, default=1000)
@@ -41,6 +44,7 @@ class Command(BaseCommand):
                 reference_split=options["reference_split"] or options["split"],  # type: ignore[arg-type]
                 per_label=bool(options["per_label"]),
                 floor=bool(options["floor"]),
+                with_precision_recall=bool(options["precision_recall"]),
                 max_tiles=options["max_tiles"],  # type: ignore[arg-type]
                 kid_subsets=int(options["kid_subsets"]),  # type: ignore[arg-type]
                 kid_subset_size=int(options["kid_subset_size"]),  # type: ignore[arg-type]
