@@ -368,3 +368,95 @@ class FidResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: FID {self.fid:.1f}"
+
+
+class Experiment(models.Model):
+    """One run of `manage.py run_experiment`: its options, the state of each step, its report."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="experiments")
+    options = models.JSONField(help_text="what it was started with; a resume must match")
+    steps = models.JSONField(default=dict, help_text="step -> {done, seconds, detail}")
+    report = models.TextField(blank=True, help_text="the Markdown report, once finished")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UtilityResult(models.Model):
+    """A tumour classifier trained on real, synthetic or mixed tiles, scored on held-out real
+    tiles (positive = tumour): one arm of the utility comparison, one seed."""
+
+    class Arm(models.TextChoices):
+        REAL = "real"
+        SYNTHETIC = "synthetic"
+        MIXED = "mixed"
+
+    arm = models.CharField(max_length=16, choices=Arm.choices)
+    cohort = models.ForeignKey(
+        Cohort, null=True, blank=True, on_delete=models.CASCADE, related_name="utility_results"
+    )
+    generator = models.CharField(max_length=100, blank=True)
+    scheme = models.CharField(max_length=20, blank=True)
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.SET_NULL, related_name="utility"
+    )
+    step = models.CharField(max_length=60, blank=True, help_text="the experiment step it answers")
+    train_dataset = models.CharField(max_length=100, blank=True)
+    train_split = models.CharField(max_length=32, blank=True)
+    synthetic_share = models.FloatField(help_text="share of each batch drawn from synthetic tiles")
+    n_real = models.PositiveIntegerField()
+    n_synthetic = models.PositiveIntegerField()
+    test_dataset = models.CharField(max_length=100)
+    test_split = models.CharField(max_length=32)
+    n_test = models.PositiveIntegerField()
+    n_test_tumour = models.PositiveIntegerField()
+    preset = models.CharField(max_length=20)
+    seed = models.BigIntegerField()
+    config = models.JSONField()
+    steps = models.PositiveIntegerField(help_text="optimiser steps actually taken")
+    stopped_early = models.BooleanField(default=False)
+    seconds = models.FloatField()
+    device = models.CharField(max_length=20)
+    final_loss = models.FloatField(null=True)
+    auc = models.FloatField()
+    auc_se = models.FloatField()
+    auc_low = models.FloatField()
+    auc_high = models.FloatField()
+    accuracy = models.FloatField()
+    accuracy_low = models.FloatField()
+    accuracy_high = models.FloatField()
+    sensitivity = models.FloatField()
+    sensitivity_low = models.FloatField()
+    sensitivity_high = models.FloatField()
+    specificity = models.FloatField()
+    specificity_low = models.FloatField()
+    specificity_high = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(synthetic_share__gte=0, synthetic_share__lte=1),
+                name="utility_share_in_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.arm_name}: AUC {self.auc:.3f}"
+
+    @property
+    def arm_name(self) -> str:
+        """'real', 'synthetic (morphology)', 'mixed 50% (morphology)'."""
+        if self.arm == self.Arm.REAL:
+            return "real"
+        tag = f" ({self.scheme or self.generator})" if self.scheme or self.generator else ""
+        if self.arm == self.Arm.MIXED:
+            return f"mixed {self.synthetic_share:.0%} synthetic{tag}"
+        return f"synthetic{tag}"

@@ -6,4 +6,9 @@ app_name = "generation"
 urlpatterns = [
     path("tiles/<int:pk>.png", views.tile_image, name="tile-image"),
     path("generators/<int:pk>/<str:kind>.png", views.generator_preview, name="generator-preview"),
+    path(
+        "experiments/<slug:name>/<str:filename>",
+        views.experiment_image,
+        name="experiment-image",
+    ),
 ]

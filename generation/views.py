@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 from django.contrib.admin.views.decorators import staff_member_required
@@ -35,6 +36,27 @@ def generator_preview(request: HttpRequest, pk: int, kind: str) -> FileResponse:
         handle = (Path(generator.path) / PREVIEWS[kind]).open("rb")
     except FileNotFoundError as exc:
         raise Http404(f"{kind} preview missing for {generator.name}") from exc
+    response = FileResponse(handle, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+EXPERIMENT_IMAGES = re.compile(r"^(fid|utility|samples-[a-z]+)\.png$")
+
+
+@staff_member_required
+def experiment_image(request: HttpRequest, name: str, filename: str) -> FileResponse:
+    """A plot or sample grid of run_experiment's report (staff only; names from a fixed set)."""
+    from generation.experiment import experiment_dir
+    from generation.models import Experiment
+
+    experiment = get_object_or_404(Experiment, name=name)
+    if not EXPERIMENT_IMAGES.match(filename):
+        raise Http404("unknown report image")
+    try:
+        handle = (experiment_dir(experiment.name) / filename).open("rb")
+    except FileNotFoundError as exc:
+        raise Http404(f"{filename} not written yet for {experiment.name}") from exc
     response = FileResponse(handle, content_type="image/png")
     response["Cache-Control"] = "private, max-age=300"
     return response

@@ -12,7 +12,8 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from generation.models import FidResult, Generator
+from generation.models import Experiment, FidResult, Generator, UtilityResult
+from generation.utility import summarise
 from studies import plots
 from studies.exports import imrmc_lines, response_rows
 from studies.models import Study
@@ -97,9 +98,49 @@ def export_statistics(request: HttpRequest, pk: int) -> JsonResponse:
 @staff_member_required
 @require_GET
 def generation_dashboard(request: HttpRequest) -> HttpResponse:
-    """FID/KID by generator x prompt scheme x label, the real-vs-real floor beside them."""
+    """FID/KID by generator x prompt scheme x label, the real-vs-real floor beside them, and
+    the classifier utility of each arm (mean and range over seeds)."""
     return render(
         request,
         "studies/generation_dashboard.html",
-        {"rows": FidResult.objects.paper_table(), "generators": Generator.objects.all()},
+        {
+            "rows": FidResult.objects.paper_table(),
+            "generators": Generator.objects.all(),
+            "utility": summarise(UtilityResult.objects.select_related("cohort")),
+            "experiments": Experiment.objects.all(),
+        },
+    )
+
+
+@staff_member_required
+@require_GET
+def experiment_dashboard(request: HttpRequest, name: str) -> HttpResponse:
+    """One run_experiment: its steps, FID/KID per scheme with the floor, utility arms, plots."""
+    from generation.experiment import Options, experiment_dir
+    from generation.report import fid_rows
+
+    experiment = get_object_or_404(Experiment, name=name)
+    options = Options(**{**experiment.options, "schemes": tuple(experiment.options["schemes"])})
+    order = {step: i for i, (step, _, _) in enumerate(options.arms())}
+    utility = sorted(
+        UtilityResult.objects.filter(experiment=experiment).exclude(step=""),
+        key=lambda r: order.get(r.step, 99),
+    )
+    folder = experiment_dir(experiment.name)
+    images = [p.name for p in sorted(folder.glob("*.png"))] if folder.is_dir() else []
+    return render(
+        request,
+        "studies/experiment_dashboard.html",
+        {
+            "experiment": experiment,
+            "options": options,
+            "fid_rows": fid_rows(experiment, options.schemes),
+            "utility": utility,
+            "plots": [p for p in images if not p.startswith("samples-")],
+            "samples": [p for p in images if p.startswith("samples-")],
+            "steps": [
+                {"name": k, "minutes": v.get("seconds", 0) / 60}
+                for k, v in experiment.steps.items()
+            ],
+        },
     )

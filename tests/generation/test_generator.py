@@ -8,48 +8,14 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from PIL import Image
 
 from generation import generators
-from generation.annotation import annotate_dataset
 from generation.generators import generate_cohort, train_generator
-from generation.importer import import_tiles
 from generation.ldm.config import PRESETS
 from generation.models import Cohort, CohortMember, Generator, Tile
 from generation.tilestore import read_tile
-from tests.generation.test_features import draw_discs, scattered
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def tile_tree(tmp_path_factory) -> Path:
-    """64 train + 40 valid tiles, both labels (valid/0 and valid/1)."""
-    root = tmp_path_factory.mktemp("gen") / "tiles"
-    for split, n, offset in (("train", 64, 0), ("valid", 40, 5000)):
-        for i in range(n):
-            label, seed = i % 2, offset + i
-            radius = 3.8 if label else 2.8
-            image = draw_discs(scattered(14 + i % 9, radius, seed=seed), radius, seed=seed)
-            folder = root / split / str(label)
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(folder / f"{seed}.png")
-    return root
-
-
-@pytest.fixture
-def annotated(tile_tree) -> str:
-    import_tiles(tile_tree, "gen-fixture", progress=False)
-    annotate_dataset("gen-fixture", clusters=3, progress=False)
-    return "gen-fixture"
-
-
-@pytest.fixture
-def tiny_generator(annotated) -> Generator:
-    train_generator(
-        dataset=annotated, scheme="morphology", preset="tiny", name="tiny", progress=False
-    )
-    return Generator.objects.get(name="tiny")
 
 
 def store_files(media: Path) -> set[str]:
