@@ -8,6 +8,7 @@ from generation.models import (
     Cohort,
     CohortMember,
     Dataset,
+    Experiment,
     FidResult,
     Generator,
     ImportRun,
@@ -15,6 +16,7 @@ from generation.models import (
     MorphologyClustering,
     Tile,
     TileAnnotation,
+    UtilityResult,
 )
 
 
@@ -353,3 +355,28 @@ class FidResultAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made by compute_fid
+
+
+@admin.register(UtilityResult)
+class UtilityResultAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "arm", "scheme", "cohort", "n_real", "n_synthetic", "n_test",
+                    "seed", "auc", "auc_low", "auc_high", "accuracy", "steps"]  # fmt: skip
+    list_filter = ["arm", "scheme", "preset", "test_dataset"]
+    readonly_fields = [f.name for f in UtilityResult._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by evaluate_utility
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ["name", "dataset", "started_at", "finished_at", "dashboard"]
+    readonly_fields = [f.name for f in Experiment._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by run_experiment
+
+    @admin.display(description="dashboard")
+    def dashboard(self, obj: Experiment) -> str:
+        url = reverse("dashboards:experiment", args=[obj.name])
+        return format_html('<a href="{}">results</a>', url)

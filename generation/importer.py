@@ -1,16 +1,20 @@
 """`import_tiles`: read a source, store each unique tile once, all or nothing.
 
 Files are decoded, hashed and encoded to PNG in worker processes, staged under
-MEDIA_ROOT/.staging/<run>, and moved into the content-addressed store only when every tile
-has passed; rows go in within one transaction. A failure removes what this run staged or
-moved and rolls the rows back, so the database and MEDIA_ROOT are as they were. A kill can
-leave at most complete, correctly named tile files without rows; a re-run adopts them.
+MEDIA_ROOT/.staging/import-<host>-<pid>-<run>, and moved into the content-addressed store only
+when every tile has passed; rows go in within one transaction. A failure removes what this run
+staged or moved and rolls the rows back, so the database and MEDIA_ROOT are as they were. A kill can
+leave at most complete, correctly named tile files without rows, which a re-run adopts, and
+its staging folder, which the next import on the same host removes once that process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
+import socket
 import time
 import uuid
 from collections import defaultdict
@@ -28,6 +32,7 @@ from generation.sources import PreparedTile, SourceError, open_source, prepare_t
 from generation.tilestore import tile_relpath
 
 BATCH = 1000
+STAGING_NAME = re.compile(r"^import-(?P<host>.+)-(?P<pid>\d+)-(?P<run>[0-9a-f]{32})$")
 
 
 class TileImportError(ValueError):
@@ -162,8 +167,7 @@ def import_tiles(
         raise TileImportError(str(exc)) from exc
     store = Path(settings.MEDIA_ROOT)
     run_id = uuid.uuid4().hex
-    staging = store / ".staging" / run_id
-    staging.mkdir(parents=True)
+    staging = _staging_folder(store, run_id)
     summary = ImportSummary(dataset=dataset, source=str(source), format=tiles.format)
     moved: list[Path] = []
     try:
@@ -204,6 +208,9 @@ def import_tiles(
                 summary=summary.as_dict(),
             )
             _move_into_store(run.new_shas, staging, store, moved)
+    except SourceError as exc:  # found while reading, e.g. a corrupt HDF5 chunk
+        remove_unreferenced(moved)
+        raise TileImportError(str(exc)) from exc
     except IntegrityError as exc:
         remove_unreferenced(moved)
         raise TileImportError(
@@ -218,6 +225,33 @@ def import_tiles(
         with contextlib.suppress(OSError):  # still in use by a concurrent import
             staging.parent.rmdir()
     return summary
+
+
+def _staging_folder(store: Path, run_id: str) -> Path:
+    """This run's staging folder, created after removing those that killed imports left.
+
+    The name carries the host and the process id, so that an import can tell the folder of
+    one still running (here or on another node sharing MEDIA_ROOT) from one whose process is
+    gone; those it removes."""
+    root = store / ".staging"
+    host = socket.gethostname()
+    for folder in root.glob("import-*") if root.is_dir() else ():
+        found = STAGING_NAME.match(folder.name)
+        if found and found["host"] == host and not _running(int(found["pid"])):
+            shutil.rmtree(folder, ignore_errors=True)
+    staging = root / f"import-{host}-{os.getpid()}-{run_id}"
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _record_duplicates(dataset: Dataset, duplicate_sources: dict[str, list[str]]) -> None:

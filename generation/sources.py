@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +177,7 @@ def _folder_source(root: Path, split: str | None) -> TileSource:
         groups = [(check_split(s.name, str(s)), d) for s in top for d in _visible_dirs(s)]
         if split is not None:
             groups = [(s, d) for s, d in groups if s == split]
+    inside = root.resolve()
     entries: list[SourceItem] = []
     for split_name, label_dir in groups:
         label = parse_label(label_dir.name)
@@ -182,22 +185,47 @@ def _folder_source(root: Path, split: str | None) -> TileSource:
             if file.name.startswith(".") or not file.is_file():
                 continue
             rel = file.relative_to(root).as_posix()
-            error = None
-            if label is None:
-                error = f"label folder {label_dir.name!r} is not a label (expected 0 or 1)"
-            elif file.suffix.lower() not in IMAGE_SUFFIXES:
-                error = f"not an image file (expected {', '.join(IMAGE_SUFFIXES)})"
+            error = _folder_file_error(file, label_dir.name, inside)
             entries.append(SourceItem(rel, None, label or 0, split_name, path=file, error=error))
     return TileSource(root, "folder", len(entries), iter(entries))
+
+
+def _folder_file_error(file: Path, label_name: str, inside: Path) -> str | None:
+    """Why a file in a label folder cannot be imported, or None."""
+    if parse_label(label_name) is None:
+        return f"label folder {label_name!r} is not a label (expected 0 or 1)"
+    if file.suffix.lower() not in IMAGE_SUFFIXES:
+        return f"not an image file (expected {', '.join(IMAGE_SUFFIXES)})"
+    if not file.resolve().is_relative_to(inside):  # a symlink, or one in the folder path
+        return f"a link to {file.resolve()}, outside the import folder {inside}"
+    return None
 
 
 # --- CSV manifests ---------------------------------------------------------------------------
 
 
+def _read_manifest(manifest: Path) -> list[list[str]]:
+    """The manifest's rows; UTF-8 with or without the BOM spreadsheets write."""
+    line = 0
+    try:
+        with manifest.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            rows = []
+            for row in reader:
+                line = reader.line_num
+                rows.append(row)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{manifest}: not UTF-8 text ({exc}); expected a CSV file") from exc
+    except csv.Error as exc:  # e.g. a field past csv.field_size_limit()
+        raise SourceError(f"{manifest} line {line + 1}: {exc}; expected a CSV file") from exc
+    except OSError as exc:
+        raise SourceError(f"{manifest}: cannot read the manifest ({exc})") from exc
+    return rows
+
+
 def _csv_source(manifest: Path, split: str | None) -> TileSource:
     base = manifest.parent.resolve()
-    with manifest.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    rows = _read_manifest(manifest)
     if not rows:
         raise SourceError(f"{manifest}: empty manifest ({_expected_layout('csv')})")
     header = [h.strip().lower() for h in rows[0]]
@@ -226,18 +254,14 @@ def _csv_item(
     raw_path, raw_label = cell("path"), cell("label")
     row_split = split or cell("split")
     label = parse_label(raw_label)
-    file = (base / raw_path).resolve()
-    error = None
-    if not raw_path:
-        error = "empty path"
-    elif not file.is_relative_to(base):
-        error = f"path {raw_path!r} points outside the manifest's folder {base}"
-    elif label is None:
-        error = f"label {raw_label!r} is not a label (expected 0 or 1)"
-    elif not SPLIT_RE.match(row_split):
-        error = f"split {row_split!r} must be 1-32 letters, digits, '_' or '-'"
-    elif not file.is_file():
-        error = f"no such file {raw_path!r}"
+    file, error = _manifest_file(base, raw_path)
+    if error is None:
+        if label is None:
+            error = f"label {raw_label!r} is not a label (expected 0 or 1)"
+        elif not SPLIT_RE.match(row_split):
+            error = f"split {row_split!r} must be 1-32 letters, digits, '_' or '-'"
+        elif not _is_file(file):
+            error = f"no such file {raw_path!r}"
     source = raw_path if error else file.relative_to(base).as_posix()
     return SourceItem(
         source,
@@ -248,6 +272,27 @@ def _csv_item(
         error=error,
         manifest=manifest.name,
     )
+
+
+def _manifest_file(base: Path, raw_path: str) -> tuple[Path, str | None]:
+    """The file a manifest row names, every symlink followed, or why it cannot be read: only
+    files under the manifest's folder are, whatever `..`, absolute paths or links say."""
+    if not raw_path:
+        return base, "empty path"
+    try:
+        file = (base / raw_path).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+        return base, f"path {raw_path!r} cannot be resolved ({exc})"
+    if not file.is_relative_to(base):
+        return file, f"path {raw_path!r} points outside the manifest's folder {base}"
+    return file, None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # e.g. a name longer than the file system allows
+        return False
 
 
 # --- PCam HDF5 pairs -------------------------------------------------------------------------
@@ -318,10 +363,41 @@ def _open_h5(plain: Path, shown: Path, key: str) -> h5py.File:
         handle = h5py.File(plain, "r")
     except OSError as exc:
         raise SourceError(f"{shown}: not a readable HDF5 file ({exc})") from exc
-    if key not in handle or not isinstance(handle[key], h5py.Dataset):
+    try:
+        _check_h5_dataset(handle, shown, key)
+    except BaseException:
         handle.close()
-        raise SourceError(f"{shown}: expected a dataset under key {key!r}")
+        raise
     return handle
+
+
+def _check_h5_dataset(handle: h5py.File, shown: Path, key: str) -> None:
+    """`key` must be a dataset whose every element is stored in this file.
+
+    A link, a virtual dataset or external raw storage would read another file (any file the
+    importer can open); a small file can declare a huge dataset whose unwritten chunks read
+    back as zeros, which would import for hours as one blank tile."""
+    if isinstance(handle.get(key, getlink=True), h5py.ExternalLink):
+        raise SourceError(f"{shown}: {key!r} links to another file; expected it in this file")
+    if key not in handle or not isinstance(handle[key], h5py.Dataset):
+        raise SourceError(f"{shown}: expected a dataset under key {key!r}")
+    data = handle[key]
+    if data.is_virtual or data.external:
+        raise SourceError(
+            f"{shown}: {key!r} reads its data from other files; expected it stored in this file"
+        )
+    if data.size == 0:
+        return
+    if data.chunks is None:
+        stored, declared, unit = data.id.get_storage_size(), data.nbytes, "bytes"
+    else:
+        stored, unit = data.id.get_num_chunks(), "chunks"
+        declared = math.prod(math.ceil(n / c) for n, c in zip(data.shape, data.chunks, strict=True))
+    if stored < declared:
+        raise SourceError(
+            f"{shown}: {key!r} declares shape {data.shape} but stores only {stored} of its "
+            f"{declared} {unit}; expected every tile written to the file"
+        )
 
 
 def _check_hdf5_pair(x_plain: Path, y_plain: Path, x_file: Path, y_file: Path, size: int) -> int:
@@ -348,8 +424,11 @@ def _hdf5_items(pairs: list[tuple[str, Path, Path, str, int]]) -> Iterator[Sourc
         with h5py.File(x_plain, "r") as fx, h5py.File(y_plain, "r") as fy:
             for start in range(0, count, HDF5_CHUNK):
                 stop = min(start + HDF5_CHUNK, count)
-                pixels = fx["x"][start:stop]  # (chunk, H, W, 3) uint8
-                labels = fy["y"][start:stop].reshape(-1)  # (chunk,)
+                try:
+                    pixels = fx["x"][start:stop]  # (chunk, H, W, 3) uint8
+                    labels = fy["y"][start:stop].reshape(-1)  # (chunk,)
+                except OSError as exc:  # a corrupt chunk, found only when read
+                    raise SourceError(f"{name}[{start}:{stop}]: cannot read ({exc})") from exc
                 for offset, (tile, raw_label) in enumerate(zip(pixels, labels, strict=True)):
                     value = int(raw_label)
                     error = None if value in (0, 1) else f"label {value} (expected 0 or 1)"
@@ -371,15 +450,24 @@ def load_pixels(item: SourceItem, tile_size: int) -> np.ndarray:
     if item.pixels is not None:
         return item.pixels
     assert item.path is not None
-    try:
-        with Image.open(item.path) as image:
-            image.load()
-            mode, size = image.mode, image.size
-            pixels = np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"not a readable image ({exc})") from exc
     expected = f"{tile_size}x{tile_size} RGB"
-    if mode != "RGB" or size != (tile_size, tile_size):
+    pixels = None
+    try:
+        # The header's size is checked before any pixel is decoded, so a small file that
+        # declares a huge image is refused without the allocation; Pillow's warning for
+        # such sizes says nothing more.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(item.path) as image:
+                mode, size = image.mode, image.size
+                if mode == "RGB" and size == (tile_size, tile_size):
+                    image.load()
+                    pixels = np.asarray(image)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image too large to decode ({exc}); expected {expected}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ValueError(f"not a readable image ({exc})") from exc
+    if pixels is None:
         raise ValueError(f"image is {size[0]}x{size[1]} {mode}; expected {expected}")
     return pixels
 

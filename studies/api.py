@@ -7,17 +7,53 @@ cohort or generator. Staff endpoints add the truth.
 
 from __future__ import annotations
 
+from typing import IO
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response as ApiResponse
 
 from studies.models import AnswerLocked, Assignment, Call, Response, Study, Trial
 from studies.views import next_url
+
+
+class BoundedJSONParser(JSONParser):
+    """JSON bodies only; nesting too deep for the decoder is bad JSON (400), not a crash.
+
+    The stock parser catches ValueError only, so the decoder's RecursionError on `[[[[...`
+    would be a 500. Size is bounded before parsing: DRF reads request.body, which refuses a
+    body past DATA_UPLOAD_MAX_MEMORY_SIZE."""
+
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: dict | None = None
+    ) -> object:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+# The refusals every endpoint gives, documented so that clients (and the schemathesis tests)
+# can tell an expected refusal from a bug. Unauthenticated requests are 403, not 401: session
+# authentication comes first and sends no WWW-Authenticate challenge.
+REFUSED = {
+    403: OpenApiResponse(ErrorSerializer, description="not signed in, or not allowed here"),
+    404: OpenApiResponse(ErrorSerializer, description="no such id for the signed-in user"),
+}
+INVALID = {
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description="invalid body: field -> messages"),
+}
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -120,10 +156,15 @@ class StoredAnswerSerializer(serializers.ModelSerializer):
         return {"truth": obj.case.kind, "correct": obj.call == obj.case.kind}
 
 
+@extend_schema_view(
+    list=extend_schema(responses={200: AssignmentSerializer(many=True), **REFUSED}),
+    retrieve=extend_schema(responses={200: AssignmentSerializer, **REFUSED}),
+)
 class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
     """The signed-in reader's assignments; another reader's token is a 404."""
 
     serializer_class = AssignmentSerializer
+    parser_classes = [BoundedJSONParser]
     lookup_field = "token"
     lookup_value_regex = r"[A-Za-z0-9_\-]{1,32}"
 
@@ -136,7 +177,13 @@ class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
                 study.assignment_for(user)
         return Assignment.objects.filter(reader=user).select_related("study__cohort__real_dataset")
 
-    @extend_schema(responses=NextSerializer)
+    @extend_schema(
+        responses={
+            200: NextSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="the study is not open"),
+            **REFUSED,
+        }
+    )
     @action(detail=True, methods=["get"])
     def next(self, request: Request, token: str | None = None) -> ApiResponse:
         """The next unanswered trial (served now), or done."""
@@ -149,7 +196,7 @@ class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         payload = {"done": current is None, "trial": current, "progress": assignment.progress()}
         return ApiResponse(NextSerializer(payload).data)
 
-    @extend_schema(responses=ProgressSerializer)
+    @extend_schema(responses={200: ProgressSerializer, **REFUSED})
     @action(detail=True, methods=["get"])
     def progress(self, request: Request, token: str | None = None) -> ApiResponse:
         return ApiResponse(ProgressSerializer(self.get_object().progress()).data)
@@ -160,6 +207,8 @@ class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
             201: StoredAnswerSerializer,
             200: OpenApiResponse(StoredAnswerSerializer, description="a retry: the stored answer"),
             409: OpenApiResponse(StoredAnswerSerializer, description="answered otherwise; locked"),
+            **INVALID,
+            **REFUSED,
         },
     )
     @action(detail=True, methods=["post"])
@@ -233,6 +282,10 @@ class ResultSerializer(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_view(
+    list=extend_schema(responses={200: StudySerializer(many=True), **REFUSED}),
+    retrieve=extend_schema(responses={200: StudySerializer, **REFUSED}),
+)
 class StaffStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Studies with their ground truth: staff only."""
 
@@ -240,7 +293,7 @@ class StaffStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     serializer_class = StudySerializer
     queryset = Study.objects.select_related("cohort")
 
-    @extend_schema(responses=ResultSerializer(many=True))
+    @extend_schema(responses={200: ResultSerializer(many=True), **REFUSED})
     @action(detail=True, methods=["get"])
     def results(self, request: Request, pk: str | None = None) -> ApiResponse:
         """Every response of the study with truth, in answer order."""

@@ -100,11 +100,13 @@ def export_statistics(request: HttpRequest, pk: int) -> JsonResponse:
 def generation_dashboard(request: HttpRequest) -> HttpResponse:
     """FID/KID by generator x prompt scheme x label, the real-vs-real floor beside them, and
     the classifier utility of each arm (mean and range over seeds)."""
+    rows = FidResult.objects.paper_table()
     return render(
         request,
         "studies/generation_dashboard.html",
         {
-            "rows": FidResult.objects.paper_table(),
+            "rows": rows,
+            "warnings": sorted({r["result"].warning for r in rows if r["result"].warning}),
             "generators": Generator.objects.all(),
             "utility": summarise(UtilityResult.objects.select_related("cohort")),
             "experiments": Experiment.objects.all(),

@@ -76,20 +76,28 @@ def trial(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "studies/trial.html", context)
 
 
+def form_confidence(raw: str) -> int | str | None:
+    """The form's confidence as an int where it is a number; anything else is passed on as it
+    is, for validate_answer to refuse with the same message the API gives."""
+    if not raw:
+        return None
+    try:
+        return int(raw) if raw.isascii() and raw.isdecimal() else raw
+    except ValueError:  # more digits than int() will convert (sys.get_int_max_str_digits)
+        return raw
+
+
 @never_cache
 @login_required
 @require_POST
 def answer(request: HttpRequest, token: str, trial_token: str) -> HttpResponse:
     """The form post for browsers without JavaScript; the page's script uses the API instead."""
     assignment = reader_assignment(request, token)
-    confidence = request.POST.get("confidence") or None
     try:
         assignment.submit(
             trial_token,
             request.POST.get("call", ""),
-            int(confidence)
-            if confidence and confidence.isascii() and confidence.isdecimal()
-            else confidence,
+            form_confidence(request.POST.get("confidence", "")),
         )
     except Trial.DoesNotExist as exc:
         raise Http404("no such trial") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,3 +32,50 @@ def shared_pcam() -> Path:
     if not (SHARED_PCAM / "train").is_dir():
         pytest.skip("../shared/pcam is not available here")
     return SHARED_PCAM
+
+
+# --- a real browser (Playwright + Debian chromium) for tests/*/test_browser*.py ---
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("HISTOSTUDY_CHROMIUM") or shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    if not executable:
+        if os.environ.get("HISTOSTUDY_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is required (apt-get install chromium) but was not found")
+        pytest.skip("no chromium here; .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread, which makes Django refuse
+    # ORM calls here; the test's own ORM calls are synchronous and safe.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=executable)
+            yield launched
+            launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page; any Content-Security-Policy violation it logs fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    yield page
+    context.close()
+    assert not violations, f"CSP violations: {violations}"

@@ -8,50 +8,14 @@ as a reader sees it (docs/trial-page.png comes from here).
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
+from playwright.sync_api import expect
 
 from studies.models import Response
 from tests.factories import PASSWORD, UserFactory, cohort_from_fixture_tiles, open_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def chromium_path() -> str | None:
-    return os.environ.get("HISTOSTUDY_CHROMIUM") or shutil.which("chromium")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium_path()
-    if not executable:
-        if os.environ.get("HISTOSTUDY_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is required (apt-get install chromium) but was not found")
-        pytest.skip("no chromium here; .ci/run installs it")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread, which makes Django refuse
-    # ORM calls here; the test's own ORM calls are synchronous and safe.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(executable_path=executable)
-            yield launched
-            launched.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture
@@ -85,10 +49,10 @@ def test_keyboard_only_reader_completes_a_study_with_a_reload(page, live_server,
     page.keyboard.press("Enter")  # Begin has the focus
     typed = []
     for n in range(1, 11):
-        page.wait_for_function(
-            f"document.querySelector('.trial-progress span')?.innerText === 'Tile {n} of 10'"
-        )
+        # expect() polls from Playwright's own world: the page's CSP forbids eval, rightly
+        expect(page.locator(".trial-progress span")).to_have_text(f"Tile {n} of 10")
         image = page.locator(".tile-frame img")
+        expect(image).to_have_js_property("naturalWidth", 96)  # loaded
         assert image.evaluate("i => [i.naturalWidth, i.width]") == [96, 384]
         assert image.evaluate("i => getComputedStyle(i).imageRendering") == "pixelated"
         if n == 2 and os.environ.get("HISTOSTUDY_SCREENSHOTS"):
@@ -136,9 +100,7 @@ def test_mouse_reader_and_a_dropped_submit_is_retried_and_stored_once(
     page.get_by_role("radio", name="S Synthetic").check()
     page.get_by_role("radio", name="5 certain").check()
     page.get_by_role("button", name="Submit").click()
-    page.wait_for_function(
-        "document.querySelector('.trial-progress span')?.innerText === 'Tile 2 of 10'"
-    )
+    expect(page.locator(".trial-progress span")).to_have_text("Tile 2 of 10")
     assert dropped  # the first attempt never reached the server; the retry did
     assert list(Response.objects.values_list("call", "confidence")) == [("synthetic", 5)]
 

@@ -13,6 +13,8 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from generation.experiment import options_for
+from generation.models import Experiment
 from tests.factories import UserFactory, open_study
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +43,11 @@ def world(cohort, alice, bob, admin_user):
     practice = mine.next_trial()
     mine.submit(practice.token, "real", 3)
     served = mine.next_trial()
+    Experiment.objects.create(
+        name="exp",
+        dataset=study.cohort.real_dataset,
+        options=options_for(study.cohort.real_dataset.name, preset="tiny").as_json(),
+    )
     clients = {role: Client() for role in ROLES}
     clients["reader"].force_login(alice)
     clients["other"].force_login(bob)
@@ -67,6 +74,11 @@ TABLE = {
         ["generator", "=samples"],
         (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 404),  # fixture generator has no previews
     ),
+    "generation:experiment-image": (
+        "get",
+        ["=exp", "=fid.png"],
+        (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 404),  # not written: the experiment never ran
+    ),
     "studies:my-studies": ("get", [], (LOGIN, 200, 200, 200)),
     "studies:instructions": ("get", ["a"], (LOGIN, 200, 404, 404)),
     "studies:trial": ("get", ["a"], (LOGIN, 200, 404, 404)),
@@ -84,6 +96,7 @@ TABLE = {
     "api:study-detail": ("get", ["study"], (403, 403, 403, 200)),
     "api:study-results": ("get", ["study"], (403, 403, 403, 200)),
     "dashboards:generation": ("get", [], (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)),
+    "dashboards:experiment": ("get", ["=exp"], (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)),
     "dashboards:study": ("get", ["study"], (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)),
     "dashboards:responses-csv": ("get", ["study"], (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)),
     "dashboards:imrmc-csv": ("get", ["study"], (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200)),

