@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def tile_tree(pcam: Path, n: int, out: Path) -> tuple[Path, Path]:
-    """Two folder trees train/<label>/*.jpg of n tiles each (links), disjoint."""
+    """Two folder trees train/<label>/*.jpg of n tiles each (copies: the importer refuses
+    links that lead outside the folder), disjoint."""
     trees = (out / "a", out / "b")
     for label in (0, 1):
         files = sorted((pcam / "train" / str(label)).glob("*.jpg"))[:n]  # n per label is plenty
@@ -35,7 +37,7 @@ def tile_tree(pcam: Path, n: int, out: Path) -> tuple[Path, Path]:
         for tree, chunk in zip(trees, (files[0:half], files[half : 2 * half]), strict=True):
             (tree / "train" / str(label)).mkdir(parents=True, exist_ok=True)
             for f in chunk:
-                (tree / "train" / str(label) / f.name).symlink_to(f.resolve())
+                shutil.copyfile(f, tree / "train" / str(label) / f.name)
     return trees
 
 

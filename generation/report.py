@@ -144,8 +144,10 @@ def plot_utility(results: list[UtilityResult], out: Path) -> Path:
         y, [r.arm_name + (" (n matched)" if r.step == "utility:real-n" else "") for r in results]
     )
     ax.set_xlim(0.4, 1.0)
-    ax.set_xlabel(f"ROC AUC on {results[0].n_test} held-out real tiles (95% DeLong CI)")
-    ax.legend(fontsize=8, loc="lower right")
+    sizes = sorted({r.n_test for r in results})
+    ax.set_xlabel(f"ROC AUC on held-out real tiles, n = {'/'.join(map(str, sizes))} "
+                  "(95% DeLong CI)")  # fmt: skip
+    ax.legend(fontsize=8, loc="upper center")
     return _save(fig, out)
 
 
