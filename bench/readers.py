@@ -216,9 +216,17 @@ def main() -> None:
         "SECRET_KEY": secrets.token_urlsafe(40),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_SETTINGS_MODULE": "histostudy.settings",
+        # plain HTTP on localhost, as behind a TLS-terminating proxy (docs/operator.md)
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "STATIC_ROOT": str(media / "static"),
     }
     os.environ.update(env)
     build_study(args.readers, args.cases)
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)  # as a deployment does
     from tests.factories import PASSWORD
 
     port = free_port()
