@@ -6,6 +6,8 @@ prompts, registers what was trained, and stores generated tiles with their prove
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import time
 from collections import Counter
@@ -132,7 +134,10 @@ def train_generator(
     if max_steps is not None:
         overrides["unet_steps"] = str(max_steps)
     config = config_for(preset, overrides, base_model)
-    if Generator.objects.filter(name=name).exists():
+    registered = Generator.objects.filter(name=name).select_related("dataset").first()
+    if registered is not None:
+        if resume and _registered_by_this_run(registered, config, dataset, scheme, split):
+            return _summary_of(registered, config)  # killed after registering: nothing to do
         raise GeneratorError(
             f"a generator named {name!r} is registered already; pick another --name"
         )
@@ -181,6 +186,31 @@ def train_generator(
         result.final_loss,
         result.stopped_early,
         checksum,
+    )
+
+
+def _registered_by_this_run(
+    generator: Generator, config: GeneratorConfig, dataset: str, scheme: str, split: str
+) -> bool:
+    """Whether `generator` is what this very command (same name, data and config) registered."""
+    return (
+        generator.path == str(generators_root() / generator.name / "pipeline")
+        and (generator.dataset.name, generator.scheme, generator.split) == (dataset, scheme, split)
+        and json.dumps(generator.config, sort_keys=True) == config.to_json()
+    )
+
+
+def _summary_of(generator: Generator, config: GeneratorConfig) -> TrainSummary:
+    return TrainSummary(
+        generator.name,
+        generator.path,
+        generator.tiles_trained,
+        generator.vae_steps,
+        generator.unet_steps,
+        generator.wall_seconds,
+        math.nan if generator.final_loss is None else generator.final_loss,
+        generator.unet_steps < config.unet_steps,
+        generator.weights_sha256,
     )
 
 

@@ -117,6 +117,8 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
         conn_max_age=60,
+        # a connection that died (PostgreSQL restarted) is replaced before use, not a 500
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -224,6 +226,9 @@ X_FRAME_OPTIONS = "DENY"
 # A reading session is a working day; an idle browser is signed out after SESSION_COOKIE_AGE.
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
 SESSION_SAVE_EVERY_REQUEST = True  # the age counts from the last request, not from login
+# Django's database store, except that an unreachable database is a 500 (retried by the
+# trial page) rather than a 400 (see studies/sessions.py).
+SESSION_ENGINE = "studies.sessions"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", "true")
 
 # Content-Security-Policy (django-csp): pages load scripts, styles and images from this site

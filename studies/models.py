@@ -414,14 +414,17 @@ class Assignment(models.Model):
             response = Response.objects.get(trial=trial)
             if (response.call, response.confidence) != (call, confidence):
                 raise AnswerLocked(response) from None
-            return response, False
+            created = False
+        else:
+            created = True
+        # On a retry too: the first attempt may have stored the answer and died before this.
         progress = self.progress()
         if progress.answered == progress.total:
             now = timezone.now()
             Assignment.objects.filter(pk=self.pk, completed_at=None).update(completed_at=now)
             self.completed_at = self.completed_at or now
         response.progress = progress  # the API reply shows it; no second count
-        return response, True
+        return response, created
 
     def served_progress(self, current: Trial) -> Progress:
         """Progress while `current` is served, without a count: answers are strictly in order

@@ -2,8 +2,9 @@
 
 `accelerate launch manage.py train_generator ...` runs one process per GPU; each takes its
 share of every batch and gradients are averaged. Checkpoints (every `checkpoint_every` steps,
-written to a temporary folder and renamed) let `resume=True` continue after a kill from the
-last one, with the same optimizer, EMA and random state.
+written to a temporary file and renamed over the last one, so a kill leaves one or the other)
+let `resume=True` continue after a kill from the last one, with the same optimizer, EMA and
+random state: on one process, a resumed run ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from generation.ldm.models import build_autoencoder, build_unet, training_schedu
 from generation.ldm.text import FrozenTextEncoder
 
 CHECKPOINT = "checkpoint"
+STATE = "state.pt"
 
 
 @dataclass
@@ -224,14 +225,14 @@ class Trainer:
     # --- checkpoints ----------------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
-        """Everything needed to resume, written to a temporary folder and renamed into place."""
+        """Everything needed to resume, written to a temporary file and renamed over the last
+        checkpoint: a rename replaces a file atomically, so a kill leaves the old or the new."""
         self.accelerator.wait_for_everyone()
         if not self.accelerator.is_main_process:
             return
-        final = self.out_dir / CHECKPOINT
-        tmp = self.out_dir / f".{CHECKPOINT}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        folder = self.out_dir / CHECKPOINT
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{STATE}.tmp"
         torch.save(
             {
                 "vae": self.accelerator.unwrap_model(self.vae).state_dict(),
@@ -244,20 +245,18 @@ class Trainer:
                 "unet_step": self.unet_step,
                 "scaling_factor": self.scaling_factor,
                 "generator": self.generator.get_state(),
+                # torch's global generators: the autoencoder samples its posterior from them
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "losses": self.losses,
                 "config": self.config.to_json(),
             },
-            tmp / "state.pt",
+            tmp,
         )
-        old = self.out_dir / f".{CHECKPOINT}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        tmp.replace(folder / STATE)
 
     def load_checkpoint(self) -> bool:
-        path = self.out_dir / CHECKPOINT / "state.pt"
+        path = self.out_dir / CHECKPOINT / STATE
         if not path.is_file():
             return False
         try:
@@ -279,6 +278,10 @@ class Trainer:
         self.vae_finished = state["vae_finished"]
         self.scaling_factor = state["scaling_factor"]
         self.generator.set_state(state["generator"])
+        if "torch_rng" in state:  # absent from checkpoints written before it was saved
+            torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.losses = [tuple(x) for x in state["losses"]]
         return True
 
