@@ -87,6 +87,10 @@ class Options:
         data["schemes"] = list(self.schemes)
         return data
 
+    @classmethod
+    def from_json(cls, data: dict) -> Options:
+        return cls(**{**data, "schemes": tuple(data["schemes"])})
+
 
 def options_for(
     dataset: str,

@@ -50,6 +50,13 @@ def fid_rows(experiment: Experiment, schemes: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+def arm_results(experiment: Experiment, options) -> list[UtilityResult]:
+    """The experiment's utility results in the order of its arms."""
+    order = {step: i for i, (step, _, _) in enumerate(options.arms())}
+    results = UtilityResult.objects.filter(experiment=experiment).exclude(step="")
+    return sorted(results, key=lambda r: order.get(r.step, 99))
+
+
 def _label(label: int | None) -> str:
     return {None: "both", 0: "healthy", 1: "tumour"}[label]
 
@@ -215,11 +222,7 @@ def write_report(experiment: Experiment, options, folder: Path, notes: Path | No
     folder.mkdir(parents=True, exist_ok=True)
     schemes = tuple(options.schemes)
     rows = fid_rows(experiment, schemes)
-    results = list(
-        UtilityResult.objects.filter(experiment=experiment).exclude(step="").order_by("id")
-    )
-    order = {step: i for i, (step, _, _) in enumerate(options.arms())}
-    results.sort(key=lambda r: order.get(r.step, 99))
+    results = arm_results(experiment, options)
     generators = [
         g for s in schemes if (g := Generator.objects.filter(name=f"{experiment.name}-{s}").first())
     ]

@@ -119,15 +119,11 @@ def generation_dashboard(request: HttpRequest) -> HttpResponse:
 def experiment_dashboard(request: HttpRequest, name: str) -> HttpResponse:
     """One run_experiment: its steps, FID/KID per scheme with the floor, utility arms, plots."""
     from generation.experiment import Options, experiment_dir
-    from generation.report import fid_rows
+    from generation.report import arm_results, fid_rows
 
     experiment = get_object_or_404(Experiment, name=name)
-    options = Options(**{**experiment.options, "schemes": tuple(experiment.options["schemes"])})
-    order = {step: i for i, (step, _, _) in enumerate(options.arms())}
-    utility = sorted(
-        UtilityResult.objects.filter(experiment=experiment).exclude(step=""),
-        key=lambda r: order.get(r.step, 99),
-    )
+    options = Options.from_json(experiment.options)
+    utility = arm_results(experiment, options)
     folder = experiment_dir(experiment.name)
     images = [p.name for p in sorted(folder.glob("*.png"))] if folder.is_dir() else []
     return render(

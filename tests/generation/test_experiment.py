@@ -98,7 +98,7 @@ def test_tiny_experiment_resumes_after_a_kill_and_writes_its_report(
 
 
 def exp_options(exp: Experiment) -> experiment_module.Options:
-    return experiment_module.Options(**{**exp.options, "schemes": tuple(exp.options["schemes"])})
+    return experiment_module.Options.from_json(exp.options)
 
 
 def test_resuming_with_other_options_or_bad_options_is_refused(annotated):
