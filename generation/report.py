@@ -73,15 +73,11 @@ def fid_table(rows: list[dict]) -> list[str]:
     ]
     for row in rows:
         r, f = row["result"], row["floor"]
+        floor = f"{f.fid:.1f} | {f.kid_mean * 1000:.2f} | {f.n_a}" if f else "- | - | -"
         lines.append(
             f"| {row['scheme']} | {_label(row['label'])} | {r.n_a} / {r.n_b} | {r.fid:.1f} "
             f"| {r.kid_mean * 1000:.2f} (± {r.kid_std * 1000:.2f}) "
-            f"| {_fmt(r.precision, 2)} / {_fmt(r.recall, 2)} "
-            f"| {f.fid:.1f} | {f.kid_mean * 1000:.2f} | {f.n_a} |"
-            if f
-            else f"| {row['scheme']} | {_label(row['label'])} | {r.n_a} / {r.n_b} | {r.fid:.1f} "
-            f"| {r.kid_mean * 1000:.2f} (± {r.kid_std * 1000:.2f}) "
-            f"| {_fmt(r.precision, 2)} / {_fmt(r.recall, 2)} | - | - | - |"
+            f"| {_fmt(r.precision, 2)} / {_fmt(r.recall, 2)} | {floor} |"
         )
     return lines
 
