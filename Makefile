@@ -2,7 +2,10 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-PCAM ?= $(if $(wildcard data/pcam),data/pcam,../shared/pcam)
+# The PCam image folder for `make demo`: data/pcam, else the team's ../shared/pcam; with neither,
+# the demo tries the official download and otherwise says how to get PCam.
+PCAM ?= $(firstword $(wildcard data/pcam ../shared/pcam) data/pcam)
+DEMO_MINUTES ?= 10
 HOST ?= 127.0.0.1:8000
 # CPU-only machines take the local CPU torch wheel; a GPU node sets CONSTRAINTS= to keep its CUDA build.
 CONSTRAINTS ?= constraints/cpu.txt
@@ -26,10 +29,6 @@ lint: $(VENV)/.installed
 	$(PY) manage.py makemigrations --check --dry-run
 
 demo: $(VENV)/.installed
-	$(PY) manage.py migrate --noinput
-	@test -d "$(PCAM)" || { echo "No PCam tiles at $(PCAM). Put the PCam image folder there, or run: make demo PCAM=/path/to/pcam"; exit 2; }
-	$(PY) manage.py import_tiles "$(PCAM)" --dataset pcam-sample
-	$(PY) manage.py annotate_tiles --dataset pcam-sample
-	$(PY) manage.py shell -c "from django.contrib.auth import get_user_model as g; U=g(); U.objects.filter(username='admin').exists() or U.objects.create_superuser('admin', '', 'histostudy-admin'); print('Admin login: admin / histostudy-admin')"
-	@echo "Open http://$(HOST)/admin/ to browse datasets, tiles and morphology clusters."
-	$(PY) manage.py runserver $(HOST)
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py demo --pcam "$(PCAM)" --train-minutes $(DEMO_MINUTES) --host $(HOST)
+	$(PY) manage.py runserver --noreload $(HOST)

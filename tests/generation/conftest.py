@@ -127,7 +127,11 @@ def write_manifest(
 @pytest.fixture(scope="module")
 def tile_tree(tmp_path_factory) -> Path:
     """64 train + 40 valid tiles, both labels (valid/0 and valid/1)."""
-    root = tmp_path_factory.mktemp("gen") / "tiles"
+    return write_tile_tree(tmp_path_factory.mktemp("gen") / "tiles")
+
+
+def write_tile_tree(root: Path) -> Path:
+    """64 train + 40 valid PNG tiles under root/<split>/<label>/ that pass the quality filter."""
     for split, n, offset in (("train", 64, 0), ("valid", 40, 5000)):
         for i in range(n):
             label, seed = i % 2, offset + i

@@ -1,0 +1,356 @@
+"""`make demo`: from PCam tiles to an open reader study in one command, safe to run again.
+
+Each step looks at what exists first and reuses it, so a second run only checks and prints:
+1. real tiles (an image folder, else the PCam validation split downloaded by import_tiles);
+2. annotations and prompts (annotate_tiles resumes by itself);
+3. a generator trained for a bounded time (the `cpu` preset by default);
+4. a small cohort of real + synthetic tiles from held-out tiles;
+5. a staff account and two reader accounts, with passwords kept in a file only this user reads;
+6. an open study for the two readers.
+The summary ends with the accounts and the URLs to open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from generation.models import Cohort, Dataset, Generator, TileAnnotation
+from studies.models import Study
+
+GENERATOR = "demo-{preset}"
+COHORT = "demo-cohort"
+STUDY = "demo"
+STAFF = "researcher"
+READERS = ("pathologist1", "pathologist2")
+PCAM_HOME = "https://github.com/basveeling/pcam"
+
+
+# A step: (options, summary, say) -> (one line of what is there now, whether it made anything)
+Step = Callable[["DemoOptions", "DemoSummary", Callable[[str], None]], tuple[str, bool]]
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    pcam: Path  # an image folder <split>/<label>/*.jpg, as the PCam sample
+    accounts_file: Path
+    dataset: str = "pcam-sample"
+    download: bool = True  # no tiles at `pcam`: import_tiles --download valid
+    preset: str = "cpu"
+    scheme: str = "morphology"
+    train_minutes: float = 10.0
+    clusters: int = 33
+    cohort_size: int = 24  # tiles per half
+    cases: int = 20  # per reader
+    practice: int = 2
+    steps: int = 25  # sampling steps
+    host: str = "127.0.0.1:8000"
+
+
+@dataclass
+class DemoSummary:
+    host: str
+    study_pk: int
+    accounts: dict[str, str]
+    facts: list[str] = field(default_factory=list)  # one line per step
+    made: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        base = f"http://{self.host}"
+        readers = [u for u in self.accounts if u != STAFF]
+        return [
+            "",
+            "HistoStudy demo is ready"
+            + (f" (made now: {', '.join(self.made)})" if self.made else " (everything reused)"),
+            *(f"  {fact}" for fact in self.facts),
+            "",
+            "Accounts (passwords also in the accounts file above):",
+            *(f"  reader  {u} / {self.accounts[u]}" for u in readers),
+            f"  staff   {STAFF} / {self.accounts[STAFF]}",
+            "",
+            f"Open this URL and sign in as a reader: {base}/accounts/login/?next=/read/",
+            f"  admin (staff account):  {base}/admin/",
+            f"  study dashboard:        {base}/dashboards/studies/{self.study_pk}/",
+            f"  generation dashboard:   {base}/dashboards/generation/",
+        ]
+
+
+def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoSummary:
+    """Every step in order; see the module docstring."""
+    steps: list[tuple[str, Step]] = [
+        ("tiles", _tiles),
+        ("annotations", _annotations),
+        ("generator", _generator),
+        ("cohort", _cohort),
+        ("accounts", _accounts),
+        ("study", _study),
+    ]
+    summary = DemoSummary(options.host, 0, {})
+    for number, (name, step) in enumerate(steps, 1):
+        started = time.perf_counter()
+        say(f"== {number}/{len(steps)} {name}")
+        fact, made = step(options, summary, say)
+        summary.facts.append(fact)
+        (summary.made if made else summary.reused).append(name)
+        state = "done" if made else "reused"
+        say(f"   {state}: {fact} ({time.perf_counter() - started:.1f} s)")
+    return summary
+
+
+# --- the steps ----------------------------------------------------------------------------
+
+
+def _tiles(
+    options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
+) -> tuple[str, bool]:
+    from generation.importer import TileImportError, import_tiles
+
+    dataset = Dataset.objects.filter(name=options.dataset).first()
+    made = dataset is None or not dataset.tiles.exists()
+    if made:
+        source = options.pcam if options.pcam.is_dir() else _download(options, say)
+        say(f"   importing {source} into {options.dataset!r}")
+        try:
+            import_tiles(source, options.dataset)
+        except TileImportError as exc:
+            raise DemoError(f"{exc}\nNothing was imported; fix the files or pick another "
+                            "folder with PCAM=DIR.") from exc  # fmt: skip
+        dataset = Dataset.objects.get(name=options.dataset)
+    splits = dict(
+        sorted(
+            (s, dataset.tiles.filter(split=s).count())
+            for s in dataset.tiles.values_list("split", flat=True).distinct()
+        )
+    )
+    per_split = ", ".join(f"{s} {n:,}" for s, n in splits.items())
+    return f"tiles: {sum(splits.values()):,} in {options.dataset!r} ({per_split})", made
+
+
+def _download(options: DemoOptions, say: Callable[[str], None]) -> Path:
+    """The PCam validation split from the official mirror, or an error saying how to get PCam."""
+    from generation.download import DownloadError, download_pcam
+
+    cache = Path(settings.HISTOSTUDY_CACHE_DIR) / "pcam"
+    where = (
+        f"No PCam tiles at {options.pcam}. HistoStudy needs real PCam tiles (96x96 H&E, "
+        "healthy / tumour). Either:\n"
+        f"  - put an image folder there, laid out as {options.pcam}/<split>/<label>/*.jpg "
+        "(split train or valid, label 0 healthy or 1 tumour; the PCam sample has this layout), "
+        "or name another folder with `make demo PCAM=/path/to/pcam`; or\n"
+        f"  - download the official PCam files camelyonpatch_level_2_split_valid_x.h5.gz and "
+        f"camelyonpatch_level_2_split_valid_y.h5.gz ({PCAM_HOME}, Zenodo record 2546921) "
+        f"into {cache}/ and run `make demo` again."
+    )
+    if not options.download:
+        raise DemoError(where)
+    say(f"   no tiles at {options.pcam}; downloading the PCam validation split")
+    try:
+        return download_pcam(
+            "valid", Path(settings.HISTOSTUDY_CACHE_DIR), settings.HISTOSTUDY_PCAM_URL
+        )
+    except DownloadError as exc:
+        raise DemoError(f"{where}\nThe download failed: {exc}") from exc
+
+
+def _annotations(
+    options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
+) -> tuple[str, bool]:
+    from generation.annotation import AnnotationError, annotate_dataset
+
+    annotations = TileAnnotation.objects.filter(tile__dataset__name=options.dataset)
+    tiles = Dataset.objects.get(name=options.dataset).tiles.count()
+    finished = (
+        annotations.exclude(prompts={}).count() + annotations.filter(quality_ok=False).count()
+    )
+    made = finished < tiles
+    if made:
+        try:
+            annotate_dataset(options.dataset, clusters=options.clusters)
+        except AnnotationError as exc:
+            raise DemoError(str(exc)) from exc
+    accepted = annotations.filter(quality_ok=True).count()
+    return (
+        f"annotations: {accepted:,} tiles accepted, {tiles - accepted:,} rejected by the quality "
+        f"filter, {options.clusters} morphology clusters",
+        made,
+    )
+
+
+def _splits(options: DemoOptions) -> tuple[str, str, int | None]:
+    """(training split, cohort split, training tile cap): the sample's train and valid, or one
+    split (the downloaded valid file) shared, half of it for training."""
+    accepted = TileAnnotation.objects.filter(tile__dataset__name=options.dataset, quality_ok=True)
+    counts = {
+        s: accepted.filter(tile__split=s).count()
+        for s in accepted.values_list("tile__split", flat=True).distinct()
+    }
+    if not counts:
+        raise DemoError(f"no tile of {options.dataset!r} passed the quality filter")
+    if "train" in counts and len(counts) > 1:
+        return (
+            "train",
+            "valid" if "valid" in counts else next(s for s in counts if s != "train"),
+            None,
+        )
+    only = max(counts, key=counts.__getitem__)
+    return only, only, counts[only] // 2  # generate_cohort never picks a training tile
+
+
+def _generator(
+    options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
+) -> tuple[str, bool]:
+    from generation.generators import GeneratorError, train_generator
+
+    name = GENERATOR.format(preset=options.preset)
+    made = not Generator.objects.filter(name=name).exists()
+    if made:
+        train_split, _, cap = _splits(options)
+        say(
+            f"   training {name!r} ({options.preset} preset, {options.scheme} prompts) for at "
+            f"most {options.train_minutes:g} minutes"
+        )
+        try:
+            train_generator(
+                dataset=options.dataset,
+                scheme=options.scheme,
+                preset=options.preset,
+                name=name,
+                split=train_split,
+                max_minutes=options.train_minutes,
+                max_tiles=cap,
+                resume=True,  # continues a demo stopped during training
+            )
+        except GeneratorError as exc:
+            raise DemoError(str(exc)) from exc
+    generator = Generator.objects.get(name=name)
+    return (
+        f"generator: {name!r} on {generator.tiles_trained:,} tiles, {generator.vae_steps} "
+        f"autoencoder + {generator.unet_steps} denoiser steps in "
+        f"{generator.wall_seconds / 60:.1f} min",
+        made,
+    )
+
+
+def _cohort(
+    options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
+) -> tuple[str, bool]:
+    from generation.generators import GeneratorError, generate_cohort
+
+    cohort = Cohort.objects.filter(name=COHORT).first()
+    made = cohort is None or cohort.completed_at is None
+    if made:
+        _, split, _ = _splits(options)
+        try:
+            generate_cohort(
+                generator=GENERATOR.format(preset=options.preset),
+                real_dataset=options.dataset,
+                split=split,
+                size=options.cohort_size,
+                name=COHORT,
+                steps=options.steps,
+            )
+        except GeneratorError as exc:
+            raise DemoError(str(exc)) from exc
+        cohort = Cohort.objects.get(name=COHORT)
+    return (
+        f"cohort: {COHORT!r}, {cohort.size} real + {cohort.size} synthetic tiles of split "
+        f"{cohort.split!r}",
+        made,
+    )
+
+
+def _accounts(
+    options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
+) -> tuple[str, bool]:
+    """The staff and reader accounts; a password that no longer matches the file is renewed."""
+    users = get_user_model()
+    kept = _read_accounts(options.accounts_file)
+    accounts: dict[str, str] = {}
+    changed = False
+    for username in (*READERS, STAFF):
+        user = users.objects.filter(username=username).first()
+        password = kept.get(username, "")
+        if user is None or not password or not user.check_password(password):
+            password = secrets.token_urlsafe(9)
+            user = user or users(username=username)
+            user.set_password(password)
+            user.is_staff = user.is_superuser = username == STAFF
+            user.save()
+            changed = True
+        accounts[username] = password
+    made = changed or kept != accounts
+    if made:
+        _write_accounts(options.accounts_file, accounts)
+    summary.accounts = accounts
+    return (
+        f"accounts: {STAFF} (staff) and {', '.join(READERS)} (readers), in {options.accounts_file}",
+        made,
+    )
+
+
+def _read_accounts(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _write_accounts(path: Path, accounts: dict[str, str]) -> None:
+    """Written with mode 0600 to a temporary name, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(accounts, handle, indent=2)
+    tmp.replace(path)
+
+
+def _study(
+    options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
+) -> tuple[str, bool]:
+    readers = list(get_user_model().objects.filter(username__in=READERS))
+    with transaction.atomic():
+        study = Study.objects.filter(name=STUDY).first()
+        made = study is None
+        if made:
+            study = Study.objects.create(
+                name=STUDY,
+                title="Real or synthetic? (HistoStudy demo)",
+                instructions=(
+                    "Each tile is a 96 x 96 pixel H&E tile from a lymph-node section, shown at "
+                    "4x. Some are real PCam tiles and some were generated by the demo's model. "
+                    f"Say which you think each one is, and how sure you are. The first "
+                    f"{options.practice} tiles are practice: you are told the truth after them."
+                ),
+                cohort=Cohort.objects.get(name=COHORT),
+                cases_per_reader=options.cases,
+                practice_trials=options.practice,
+                seed=20261201,
+            )
+        missing = [r for r in readers if not study.readers.filter(pk=r.pk).exists()]
+        if missing:
+            study.readers.add(*missing)
+        if study.status != Study.Status.OPEN or missing:
+            study.open()
+            made = True
+    summary.study_pk = study.pk
+    return (
+        f"study: {STUDY!r} ({study.status}), {study.cases_per_reader} tiles per reader after "
+        f"{study.practice_trials} practice tiles, {len(readers)} readers",
+        made,
+    )

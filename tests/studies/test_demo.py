@@ -1,0 +1,169 @@
+"""`make demo`'s set-up (manage.py demo): a reader logs in with what it printed and reads in a
+real browser; a second run reuses everything; no tiles and no internet is a clear message."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from playwright.sync_api import expect
+
+from generation.models import Cohort, Dataset, Generator, Tile
+from studies.models import Response, Study
+from tests.generation.conftest import write_tile_tree
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo_tiles(tmp_path_factory) -> Path:
+    return write_tile_tree(tmp_path_factory.mktemp("demo") / "pcam")
+
+
+def run_demo(tmp_path: Path, pcam: Path, host: str = "127.0.0.1:8000") -> str:
+    """The demo at test size: the tiny preset, 8 + 8 tiles, 2 practice + 6 scored per reader."""
+    out = io.StringIO()
+    call_command(
+        "demo",
+        pcam=pcam,
+        preset="tiny",
+        clusters=3,
+        cohort_size=8,
+        cases=6,
+        practice=2,
+        steps=2,
+        train_minutes=1.0,
+        accounts_file=tmp_path / "demo-accounts.json",
+        host=host,
+        stdout=out,
+    )
+    return out.getvalue()
+
+
+def printed_login(output: str, role: str = "reader") -> tuple[str, str]:
+    username, password = re.search(rf"^  {role}\s+(\S+) / (\S+)$", output, re.M).groups()
+    return username, password
+
+
+def test_printed_reader_login_completes_the_demo_study_in_a_browser(
+    page, live_server, tmp_path, demo_tiles
+):
+    output = run_demo(tmp_path, demo_tiles, host=live_server.url.removeprefix("http://"))
+    assert Generator.objects.filter(name="demo-tiny").exists()
+    cohort = Cohort.objects.get(name="demo-cohort")
+    assert cohort.members.filter(kind="synthetic").count() == 8
+    assert cohort.members.filter(kind="real").count() == 8
+    assert Study.objects.get(name="demo").status == Study.Status.OPEN
+    url = re.search(r"^Open this URL and sign in as a reader: (\S+)$", output, re.M).group(1)
+    username, password = printed_login(output)
+
+    page.goto(url)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:text('My studies')")
+    page.get_by_role("link", name="Start").click()
+    page.locator("#begin").click()
+    for n in range(1, 9):  # 2 practice tiles (each followed by feedback), then 6 scored
+        expect(page.locator(".trial-progress span")).to_contain_text(f"Tile {n} of 8")
+        expect(page.locator(".tile-frame img")).to_have_js_property("naturalWidth", 96)
+        page.keyboard.press("s" if n % 2 else "r")
+        page.keyboard.press("3")
+        page.keyboard.press("Enter")
+        if n <= 2:
+            page.locator("#continue").click()
+    page.wait_for_selector("#completed")
+    assert Response.objects.filter(reader__username=username).count() == 8
+
+    # the staff login it printed opens the study dashboard
+    staff, staff_password = printed_login(output, "staff")
+    dashboard = re.search(r"^  study dashboard:\s+(\S+)$", output, re.M).group(1)
+    page.context.clear_cookies()
+    page.goto(dashboard)
+    page.get_by_label("Username").fill(staff)
+    page.get_by_label("Password").fill(staff_password)
+    page.keyboard.press("Enter")
+    expect(page.locator("#headline")).to_contain_text("1 reader")
+
+
+def test_second_run_reuses_everything_and_prints_the_same_logins(tmp_path, demo_tiles, monkeypatch):
+    first = run_demo(tmp_path, demo_tiles)
+    counts = (Tile.objects.count(), Generator.objects.count(), Study.objects.count())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a second run must not import, annotate, train or generate")
+
+    for target in (
+        "generation.importer.import_tiles",
+        "generation.annotation.annotate_dataset",
+        "generation.generators.train_generator",
+        "generation.generators.generate_cohort",
+    ):
+        monkeypatch.setattr(target, refuse)
+    second = run_demo(tmp_path, demo_tiles)
+    assert "(everything reused)" in second
+    assert printed_login(second) == printed_login(first)
+    assert printed_login(second, "staff") == printed_login(first, "staff")
+    assert (Tile.objects.count(), Generator.objects.count(), Study.objects.count()) == counts
+    assert oct((tmp_path / "demo-accounts.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_changed_password_is_renewed_and_printed(tmp_path, demo_tiles):
+    from django.contrib.auth import get_user_model
+
+    first = run_demo(tmp_path, demo_tiles)
+    username, old = printed_login(first)
+    reader = get_user_model().objects.get(username=username)
+    reader.set_password("changed-in-admin")
+    reader.save()
+    second = run_demo(tmp_path, demo_tiles)
+    _, new = printed_login(second)
+    assert new != old
+    reader.refresh_from_db()
+    assert reader.check_password(new)
+
+
+def test_without_tiles_or_internet_it_says_how_to_get_pcam(tmp_path, settings):
+    settings.HISTOSTUDY_PCAM_URL = "http://127.0.0.1:9/pcam/"  # nothing listens: no internet
+    missing = tmp_path / "data" / "pcam"
+    with pytest.raises(CommandError) as caught:
+        run_demo(tmp_path, missing)
+    message = str(caught.value)
+    assert f"No PCam tiles at {missing}" in message
+    assert f"{missing}/<split>/<label>/*.jpg" in message
+    assert "make demo PCAM=/path/to/pcam" in message
+    assert "camelyonpatch_level_2_split_valid_x.h5.gz" in message
+    assert "The download failed" in message
+    assert not Dataset.objects.exists()
+
+
+def test_make_demo_without_tiles_prints_the_message_not_a_traceback(tmp_path):
+    """Through manage.py as `make demo` runs it: a CommandError, no stack trace."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "HISTOSTUDY_CACHE_DIR": str(tmp_path / "cache"),
+        "HISTOSTUDY_PCAM_URL": "http://127.0.0.1:9/pcam/",
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=tmp_path)
+    run = subprocess.run(
+        [*manage, "demo", "--pcam", "data/pcam", "--accounts-file", "accounts.json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "CommandError: No PCam tiles at data/pcam" in run.stderr
+    assert "make demo PCAM=/path/to/pcam" in run.stderr
