@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from collections import Counter
@@ -127,7 +128,6 @@ def train_generator(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainSummary:
-    from generation.ldm.pipeline import weights_checksum
     from generation.ldm.train import Trainer, TrainingData
 
     overrides = dict(overrides or {})
@@ -151,23 +151,39 @@ def train_generator(
         result = trainer.run(max_minutes=max_minutes, resume=resume)
     except ValueError as exc:  # a corrupt or mismatched checkpoint
         raise GeneratorError(str(exc)) from exc
+    if trainer.accelerator.is_main_process:
+        meta = {"scheme": scheme, "dataset": dataset, "split": split, "preset": preset}
+        summary = _register(trainer, result, name, meta, shas)
+    trainer.accelerator.wait_for_everyone()  # under accelerate launch: the others wait for it
+    if not trainer.accelerator.is_main_process:
+        return _summary_of(Generator.objects.get(name=name), config)
+    return summary
+
+
+def _register(trainer, result, name: str, meta: dict[str, str], shas: list[str]) -> TrainSummary:
+    """Export the pipeline folder (renamed into place when complete) and register it; `meta`
+    holds the scheme, dataset, split and preset."""
+    from generation.ldm.pipeline import weights_checksum
+
+    config = trainer.config
+    work = generators_root() / name
     pipeline_dir = work / "pipeline"
     tmp = work / ".pipeline.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.export(tmp, {"scheme": scheme, "dataset": dataset, "split": split, "preset": preset})
+    trainer.export(tmp, meta)
     (tmp / TRAINING_TILES).write_text("\n".join(shas) + "\n")
     shutil.rmtree(pipeline_dir, ignore_errors=True)
     tmp.rename(pipeline_dir)
     checksum = weights_checksum(pipeline_dir)
-    write_previews(pipeline_dir, prompts)
+    write_previews(pipeline_dir, trainer.data.prompts)
     Generator.objects.create(
         name=name,
         backbone=config.backbone,
-        scheme=scheme,
-        preset=preset,
+        scheme=meta["scheme"],
+        preset=meta["preset"],
         config=asdict(config),
-        dataset=Dataset.objects.get(name=dataset),
-        split=split,
+        dataset=Dataset.objects.get(name=meta["dataset"]),
+        split=meta["split"],
         tiles_trained=len(shas),
         vae_steps=result.vae_steps,
         unet_steps=result.unet_steps,
@@ -233,13 +249,47 @@ def write_previews(pipeline_dir: Path, prompts: list[str], n: int = 16, steps: i
 # --- cohorts ----------------------------------------------------------------------------------
 
 
-def load_pipeline(generator: Generator, device: str):
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a job: rank of world under `accelerate launch`, else 0 of 1."""
+
+    rank: int = 0
+    world: int = 1
+    state: object | None = None  # accelerate's PartialState, when there are several processes
+
+    @classmethod
+    def current(cls) -> Shard:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        import torch
+        from accelerate import PartialState
+
+        # without a GPU the processes still form one group (gloo), as the trainer's do
+        state = PartialState(cpu=not torch.cuda.is_available())
+        return cls(state.process_index, state.num_processes, state)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wait(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+    def device(self, chosen):
+        """Each process its own GPU (cuda:local_rank) when several share a node."""
+        if self.state is not None and chosen.type == "cuda":
+            return self.state.device
+        return chosen
+
+
+def load_pipeline(generator: Generator, device: str, shard: Shard | None = None):
     """The generator's pipeline on `device`, after checking its weights are the registered ones."""
     from generation.embeddings import EmbeddingError, pick_device
     from generation.ldm.pipeline import PipelineError, TilePipeline, weights_checksum
 
     try:
-        chosen = pick_device(device)
+        chosen = (shard or Shard()).device(pick_device(device))
     except EmbeddingError as exc:  # --device cuda without a GPU
         raise GeneratorError(str(exc)) from exc
     path = Path(generator.path)
@@ -375,19 +425,36 @@ def generate_cohort(
         raise GeneratorError(
             f"no generator {generator!r} or dataset {real_dataset!r} ({exc})"
         ) from exc
-    pipeline = load_pipeline(gen, device)
-    cohort = _cohort(gen, real, split, size, name, seed, steps, guidance, scheduler)
+    shard = Shard.current()
+    pipeline = load_pipeline(gen, device, shard)
+    args = (gen, real, split, size, name, seed, steps, guidance, scheduler)
+    if shard.main:  # creates the cohort and its plan; the other processes then read them
+        cohort = _cohort(*args)
+        for stale in (Path(settings.MEDIA_ROOT) / ".staging").glob(f"cohort-{cohort.pk}*"):
+            shutil.rmtree(stale, ignore_errors=True)  # what a killed run left unregistered
+    shard.wait()
+    if not shard.main:
+        cohort = _cohort(*args)
     done = set(cohort.members.filter(kind="synthetic").values_list("position", flat=True))
-    todo = [p for p in cohort.plan if p["position"] not in done]
-    staging = Path(settings.MEDIA_ROOT) / ".staging" / f"cohort-{cohort.pk}"
-    shutil.rmtree(staging, ignore_errors=True)  # what a killed run left unregistered
+    shard.wait()  # every process has the same `done` before any of them stores a tile
+    # a position belongs to one process whatever was done before: no tile made twice
+    todo = [
+        p
+        for p in cohort.plan
+        if p["position"] not in done and p["position"] % shard.world == shard.rank
+    ]
+    several = shard.world > 1
+    staging = (
+        Path(settings.MEDIA_ROOT)
+        / ".staging"
+        / (f"cohort-{cohort.pk}-{shard.rank}" if several else f"cohort-{cohort.pk}")
+    )
     started = time.perf_counter()
     bar = tqdm(
-        total=len(cohort.plan),
-        initial=len(done),
+        total=len(todo),
         unit="tile",
-        desc=f"generate {name}",
-        disable=not progress,
+        desc=f"generate {name}" + (f" (process 1 of {shard.world})" if several else ""),
+        disable=not (progress and shard.main),
     )
     try:
         with bar:
@@ -405,17 +472,20 @@ def generate_cohort(
                 bar.update(len(batch))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    shard.wait()
     seconds = time.perf_counter() - started
-    Cohort.objects.filter(pk=cohort.pk, completed_at=None).update(completed_at=timezone.now())
     synthetic = cohort.members.filter(kind="synthetic").count()
+    if shard.main and synthetic == len(cohort.plan):
+        Cohort.objects.filter(pk=cohort.pk, completed_at=None).update(completed_at=timezone.now())
+    made = synthetic - len(done)  # by every process together
     return CohortSummary(
         name,
         cohort.members.filter(kind="real").count(),
         synthetic,
-        len(todo),
+        made,
         seconds,
-        len(todo) / seconds if seconds and todo else 0.0,
-        str(pipeline.device),
+        made / seconds if seconds and made else 0.0,
+        str(pipeline.device) + (f" x {shard.world} processes" if several else ""),
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Count
 
 from generation.models import Cohort, Dataset, Generator, TileAnnotation
 from studies.models import Study
@@ -117,25 +118,21 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoSu
 def _tiles(
     options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
 ) -> tuple[str, bool]:
-    from generation.importer import TileImportError, import_tiles
-
     dataset = Dataset.objects.filter(name=options.dataset).first()
     made = dataset is None or not dataset.tiles.exists()
     if made:
+        from generation.importer import TileImportError, import_tiles
+
         source = options.pcam if options.pcam.is_dir() else _download(options, say)
         say(f"   importing {source} into {options.dataset!r}")
         try:
             import_tiles(source, options.dataset)
         except TileImportError as exc:
-            raise DemoError(f"{exc}\nNothing was imported; fix the files or pick another "
-                            "folder with PCAM=DIR.") from exc  # fmt: skip
+            raise DemoError(
+                f"{exc}\nNothing was imported; fix the files or pick another folder with PCAM=DIR."
+            ) from exc
         dataset = Dataset.objects.get(name=options.dataset)
-    splits = dict(
-        sorted(
-            (s, dataset.tiles.filter(split=s).count())
-            for s in dataset.tiles.values_list("split", flat=True).distinct()
-        )
-    )
+    splits = dict(dataset.tiles.order_by("split").values_list("split").annotate(n=Count("id")))
     per_split = ", ".join(f"{s} {n:,}" for s, n in splits.items())
     return f"tiles: {sum(splits.values()):,} in {options.dataset!r} ({per_split})", made
 
@@ -169,8 +166,6 @@ def _download(options: DemoOptions, say: Callable[[str], None]) -> Path:
 def _annotations(
     options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
 ) -> tuple[str, bool]:
-    from generation.annotation import AnnotationError, annotate_dataset
-
     annotations = TileAnnotation.objects.filter(tile__dataset__name=options.dataset)
     tiles = Dataset.objects.get(name=options.dataset).tiles.count()
     finished = (
@@ -178,6 +173,8 @@ def _annotations(
     )
     made = finished < tiles
     if made:
+        from generation.annotation import AnnotationError, annotate_dataset
+
         try:
             annotate_dataset(options.dataset, clusters=options.clusters)
         except AnnotationError as exc:
@@ -194,10 +191,9 @@ def _splits(options: DemoOptions) -> tuple[str, str, int | None]:
     """(training split, cohort split, training tile cap): the sample's train and valid, or one
     split (the downloaded valid file) shared, half of it for training."""
     accepted = TileAnnotation.objects.filter(tile__dataset__name=options.dataset, quality_ok=True)
-    counts = {
-        s: accepted.filter(tile__split=s).count()
-        for s in accepted.values_list("tile__split", flat=True).distinct()
-    }
+    counts = dict(
+        accepted.order_by("tile__split").values_list("tile__split").annotate(n=Count("id"))
+    )
     if not counts:
         raise DemoError(f"no tile of {options.dataset!r} passed the quality filter")
     if "train" in counts and len(counts) > 1:

@@ -76,6 +76,21 @@ def sampling_weights(prompts: list[str], balance: bool) -> torch.Tensor:
     return torch.tensor([1.0 / counts[p] for p in prompts])
 
 
+class AutoencoderLoss(torch.nn.Module):
+    """The autoencoder's training loss as one forward pass: under several processes the
+    gradients are averaged by DistributedDataParallel, which only sees a wrapped forward()."""
+
+    def __init__(self, vae: torch.nn.Module, kl_weight: float) -> None:
+        super().__init__()
+        self.vae = vae
+        self.kl_weight = kl_weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, 96, 96) in [-1, 1]
+        posterior = self.vae.encode(x).latent_dist
+        recon = self.vae.decode(posterior.sample()).sample
+        return F.l1_loss(recon, x) + self.kl_weight * posterior.kl().mean()
+
+
 class Trainer:
     def __init__(
         self,
@@ -91,7 +106,11 @@ class Trainer:
         self.out_dir = out_dir
         self.log = log
         self.progress = progress
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision)
+        # cpu=True without a GPU, so that `accelerate launch` on a CPU-only machine still forms
+        # one process group (gloo) instead of N processes that each train alone
+        self.accelerator = Accelerator(
+            mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available()
+        )
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.text = text_encoder or FrozenTextEncoder(max_tokens=config.text_max_tokens)
@@ -109,8 +128,9 @@ class Trainer:
         self.scaling_factor = 1.0
         self.losses: list[tuple[str, int, float]] = []
         self.weights = sampling_weights(data.prompts, config.balance)
-        self.vae, self.unet, self.vae_opt, self.unet_opt = self.accelerator.prepare(
-            self.vae, self.unet, self.vae_opt, self.unet_opt
+        # self.vae stays the bare autoencoder (the loss module holds the same parameters)
+        self.vae_loss, self.unet, self.vae_opt, self.unet_opt = self.accelerator.prepare(
+            AutoencoderLoss(self.vae, config.vae_kl_weight), self.unet, self.vae_opt, self.unet_opt
         )
 
     # --- batches --------------------------------------------------------------------------
@@ -126,7 +146,7 @@ class Trainer:
 
     def train_autoencoder(self, until: float) -> None:
         cfg, device = self.config, self.accelerator.device
-        self.vae.train()
+        self.vae_loss.train()
         bar = tqdm(
             total=cfg.vae_steps,
             initial=self.vae_step,
@@ -134,13 +154,11 @@ class Trainer:
             disable=not (self.progress and self.accelerator.is_main_process),
         )
         with bar:
-            while self.vae_step < cfg.vae_steps and time.monotonic() < until:
+            while self.vae_step < cfg.vae_steps and not self._out_of_time(until):
                 x = dihedral(to_unit(self.data.tiles[self._indices().numpy()]), self.generator)
                 x = x.to(device)  # (B, 3, 96, 96)
                 with self.accelerator.autocast():
-                    posterior = self.vae.encode(x).latent_dist
-                    recon = self.vae.decode(posterior.sample()).sample
-                    loss = F.l1_loss(recon, x) + cfg.vae_kl_weight * posterior.kl().mean()
+                    loss = self.vae_loss(x)
                 self.accelerator.backward(loss)
                 self.vae_opt.step()
                 self.vae_opt.zero_grad(set_to_none=True)
@@ -154,7 +172,7 @@ class Trainer:
     @torch.no_grad()
     def encode_latents(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and std of every tile, once: the denoiser then trains on latents."""
-        vae = self.accelerator.unwrap_model(self.vae).eval()
+        vae = self.vae.eval()
         means, stds = [], []
         for start in range(0, len(self.data.tiles), 256):
             x = to_unit(self.data.tiles[start : start + 256]).to(self.accelerator.device)
@@ -177,7 +195,7 @@ class Trainer:
             disable=not (self.progress and self.accelerator.is_main_process),
         )
         with bar:
-            while self.unet_step < cfg.unet_steps and time.monotonic() < until:
+            while self.unet_step < cfg.unet_steps and not self._out_of_time(until):
                 idx = self._indices()
                 z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=self.generator)
                 z = dihedral(z * self.scaling_factor, self.generator).to(device)  # (B, 4, 24, 24)
@@ -214,6 +232,15 @@ class Trainer:
                 if self.unet_step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
 
+    def _out_of_time(self, until: float) -> bool:
+        """Whether the time is up, agreed by every process: one that stopped alone would leave
+        the others waiting in their next gradient all-reduce for ever."""
+        late = time.monotonic() >= until
+        if self.accelerator.num_processes == 1:
+            return late
+        flag = torch.tensor([float(late)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
     def _record(self, phase: str, step: int, loss: torch.Tensor, bar: tqdm) -> None:
         value = float(self.accelerator.gather(loss.detach().reshape(1)).mean())
         if not math.isfinite(value):
@@ -235,7 +262,7 @@ class Trainer:
         tmp = folder / f".{STATE}.tmp"
         torch.save(
             {
-                "vae": self.accelerator.unwrap_model(self.vae).state_dict(),
+                "vae": self.vae.state_dict(),
                 "unet": self.accelerator.unwrap_model(self.unet).state_dict(),
                 "vae_opt": self.vae_opt.state_dict(),
                 "unet_opt": self.unet_opt.state_dict(),
@@ -269,7 +296,7 @@ class Trainer:
             raise ValueError(
                 f"{path}: the checkpoint was trained with another config; use it or delete it"
             )
-        self.accelerator.unwrap_model(self.vae).load_state_dict(state["vae"])
+        self.vae.load_state_dict(state["vae"])
         self.accelerator.unwrap_model(self.unet).load_state_dict(state["unet"])
         self.vae_opt.load_state_dict(state["vae_opt"])
         self.unet_opt.load_state_dict(state["unet_opt"])
@@ -316,7 +343,7 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         directory.mkdir(parents=True, exist_ok=True)
-        self.accelerator.unwrap_model(self.vae).save_pretrained(directory / "vae")
+        self.vae.save_pretrained(directory / "vae")
         unet = build_unet(self.config)
         unet.load_state_dict(self.accelerator.unwrap_model(self.unet).state_dict())
         self.ema.copy_to(unet.parameters())
