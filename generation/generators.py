@@ -28,6 +28,7 @@ from generation.prompts import SCHEMES
 from generation.tilestore import encode_png, pixel_sha256, read_tile, tile_relpath, write_atomic
 
 TRAINING_TILES = "training_tiles.txt"
+SD_FINETUNE_LR = 1e-5  # Osorio et al. fine-tune Stable Diffusion 1.5 at this rate
 
 
 class GeneratorError(ValueError):
@@ -99,17 +100,19 @@ class TrainSummary:
 def config_for(preset: str, overrides: dict[str, str], base_model: str | None) -> GeneratorConfig:
     if preset not in PRESETS:
         raise GeneratorError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    from generation.ldm import sd
+
     try:
         config = PRESETS[preset].replace(**overrides)
         if base_model:
-            config = config.replace(backbone="sd-finetune", base_model=str(base_model))
-    except (ValueError, TypeError) as exc:
+            sd.check_base(Path(base_model))
+            # the paper's learning rate for fine-tuning, unless --set unet_lr=... says otherwise
+            lr = {} if "unet_lr" in overrides else {"unet_lr": SD_FINETUNE_LR}
+            config = config.replace(
+                backbone="sd-finetune", base_model=str(Path(base_model).resolve()), **lr
+            )
+    except (ValueError, TypeError) as exc:  # BaseModelError included
         raise GeneratorError(str(exc)) from exc
-    if config.backbone == "sd-finetune":
-        raise GeneratorError(
-            "the sd-finetune backbone (--base-model) is not implemented yet; "
-            "use the compact backbone"
-        )
     return config
 
 
@@ -240,7 +243,10 @@ def write_previews(pipeline_dir: Path, prompts: list[str], n: int = 16, steps: i
 
     common = [p for p, _ in Counter(prompts).most_common()]
     chosen = [common[i % len(common)] for i in range(n)]
-    pipeline = TilePipeline(pipeline_dir, torch.device("cpu"))
+    meta = json.loads((pipeline_dir / "histostudy.json").read_text())
+    # a Stable Diffusion UNet at 512 px is slow on a CPU: previews on the GPU where there is one
+    big = meta["config"]["backbone"] == "sd-finetune" and torch.cuda.is_available()
+    pipeline = TilePipeline(pipeline_dir, torch.device("cuda" if big else "cpu"))
     tiles = pipeline.generate(chosen, list(range(n)), steps=steps)
     sample_grid(tiles, [short_caption(p) for p in chosen], pipeline_dir / "samples.png")
     loss_curve(pipeline_dir / "loss.csv", pipeline_dir / "loss.png")
@@ -283,7 +289,9 @@ class Shard:
         return chosen
 
 
-def load_pipeline(generator: Generator, device: str, shard: Shard | None = None):
+def load_pipeline(
+    generator: Generator, device: str, shard: Shard | None = None, precision: str = "fp32"
+):
     """The generator's pipeline on `device`, after checking its weights are the registered ones."""
     from generation.embeddings import EmbeddingError, pick_device
     from generation.ldm.pipeline import PipelineError, TilePipeline, weights_checksum
@@ -303,7 +311,7 @@ def load_pipeline(generator: Generator, device: str, shard: Shard | None = None)
             "(corrupt or replaced); retrain or restore them"
         )
     try:
-        return TilePipeline(path, chosen)
+        return TilePipeline(path, chosen, precision=precision)
     except PipelineError as exc:
         raise GeneratorError(str(exc)) from exc
 
@@ -408,6 +416,7 @@ def generate_cohort(
     scheduler: str = "dpm++",
     batch_size: int = 64,
     device: str = "auto",
+    precision: str = "fp32",
     progress: bool = True,
 ) -> CohortSummary:
     from generation.ldm.models import SCHEDULERS
@@ -426,7 +435,7 @@ def generate_cohort(
             f"no generator {generator!r} or dataset {real_dataset!r} ({exc})"
         ) from exc
     shard = Shard.current()
-    pipeline = load_pipeline(gen, device, shard)
+    pipeline = load_pipeline(gen, device, shard, precision)
     args = (gen, real, split, size, name, seed, steps, guidance, scheduler)
     if shard.main:  # creates the cohort and its plan; the other processes then read them
         cohort = _cohort(*args)
@@ -468,7 +477,7 @@ def generate_cohort(
                     scheduler=scheduler,
                     batch_size=batch_size,
                 )
-                _store_batch(cohort, gen, batch, tiles, staging)
+                _store_batch(cohort, gen, batch, tiles, staging, precision)
                 bar.update(len(batch))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -541,7 +550,12 @@ def _cohort(
 
 
 def _store_batch(
-    cohort: Cohort, gen: Generator, batch: list[dict], tiles: np.ndarray, staging: Path
+    cohort: Cohort,
+    gen: Generator,
+    batch: list[dict],
+    tiles: np.ndarray,
+    staging: Path,
+    precision: str,
 ) -> None:
     """Stage the PNGs, then in one transaction move them into the store and add the rows."""
     store = Path(settings.MEDIA_ROOT)
@@ -554,7 +568,7 @@ def _store_batch(
     moved: list[Path] = []
     try:
         with transaction.atomic():
-            _register_batch(cohort, gen, batch, shas, tiles, staging, store, moved)
+            _register_batch(cohort, gen, batch, shas, tiles, staging, store, moved, precision)
     except BaseException:
         remove_unreferenced(moved)
         raise
@@ -569,6 +583,7 @@ def _register_batch(
     staging: Path,
     store: Path,
     moved: list[Path],
+    precision: str,
 ) -> None:
     for plan, sha in zip(batch, shas, strict=True):
         final = store / tile_relpath(sha)
@@ -594,6 +609,7 @@ def _register_batch(
                     "steps": cohort.steps,
                     "guidance": cohort.guidance,
                     "scheduler": cohort.scheduler,
+                    "precision": precision,
                     "position": plan["position"],
                 },
             },

@@ -67,8 +67,7 @@ class DemoSummary:
     study_pk: int
     accounts: dict[str, str]
     facts: list[str] = field(default_factory=list)  # one line per step
-    made: list[str] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)
+    made: list[str] = field(default_factory=list)  # the steps that made something
 
     def lines(self) -> list[str]:
         base = f"http://{self.host}"
@@ -106,9 +105,8 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoSu
         say(f"== {number}/{len(steps)} {name}")
         fact, made = step(options, summary, say)
         summary.facts.append(fact)
-        (summary.made if made else summary.reused).append(name)
-        state = "done" if made else "reused"
-        say(f"   {state}: {fact} ({time.perf_counter() - started:.1f} s)")
+        summary.made += [name] if made else []
+        say(f"   {'done' if made else 'reused'}: {fact} ({time.perf_counter() - started:.1f} s)")
     return summary
 
 
@@ -132,7 +130,7 @@ def _tiles(
                 f"{exc}\nNothing was imported; fix the files or pick another folder with PCAM=DIR."
             ) from exc
         dataset = Dataset.objects.get(name=options.dataset)
-    splits = dict(dataset.tiles.order_by("split").values_list("split").annotate(n=Count("id")))
+    splits = dict(dataset.tiles.order_by("split").values_list("split").annotate(n=Count("pk")))
     per_split = ", ".join(f"{s} {n:,}" for s, n in splits.items())
     return f"tiles: {sum(splits.values()):,} in {options.dataset!r} ({per_split})", made
 
@@ -192,7 +190,7 @@ def _splits(options: DemoOptions) -> tuple[str, str, int | None]:
     split (the downloaded valid file) shared, half of it for training."""
     accepted = TileAnnotation.objects.filter(tile__dataset__name=options.dataset, quality_ok=True)
     counts = dict(
-        accepted.order_by("tile__split").values_list("tile__split").annotate(n=Count("id"))
+        accepted.order_by("tile__split").values_list("tile__split").annotate(n=Count("pk"))
     )
     if not counts:
         raise DemoError(f"no tile of {options.dataset!r} passed the quality filter")

@@ -42,6 +42,7 @@ class GeneratorConfig:
     balance: bool = False  # the paper's class-and-prompt-balanced sampling
     seed: int = 0
     base_model: str = ""  # sd-finetune: local diffusers Stable Diffusion folder
+    sd_resolution: int = 512  # sd-finetune: tiles upsampled to this size (the paper: 512)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -53,6 +54,8 @@ class GeneratorConfig:
             )
         if len(self.unet_attention) != len(self.unet_channels):
             raise ValueError("unet_attention needs one flag per entry of unet_channels")
+        if self.backbone == "sd-finetune" and not self.base_model:
+            raise ValueError("the sd-finetune backbone needs base_model (--base-model DIR)")
         if self.image_size % 2 ** (len(self.vae_channels) - 1):
             raise ValueError(f"image_size {self.image_size} must divide by the VAE's downsampling")
 

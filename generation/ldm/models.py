@@ -63,8 +63,8 @@ def training_scheduler(config: GeneratorConfig) -> DDPMScheduler:
     )
 
 
-def sampling_scheduler(name: str, config: GeneratorConfig):
-    train = training_scheduler(config).config
+def sampling_scheduler(name: str, train: dict):
+    """A sampler for the noise schedule `train` (a training scheduler's config) was trained on."""
     if name == "dpm++":
         return DPMSolverMultistepScheduler.from_config(train, algorithm_type="dpmsolver++")
     if name == "ddim":

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
+from generation.ldm import sd
 from generation.ldm.config import GeneratorConfig
-from generation.ldm.models import sampling_scheduler
+from generation.ldm.models import sampling_scheduler, training_scheduler
 from generation.ldm.text import FrozenTextEncoder
 
 META = "histostudy.json"
@@ -47,8 +48,16 @@ class TilePipeline:
         try:
             self.meta = json.loads(meta_path.read_text())
             self.config = GeneratorConfig.from_json(json.dumps(self.meta["config"]))
-            self.vae = AutoencoderKL.from_pretrained(directory / "vae").to(device).eval()
             self.unet = UNet2DConditionModel.from_pretrained(directory / "unet").to(device).eval()
+            if self.config.backbone == "sd-finetune":
+                self.vae = self._stable_diffusion_parts(device, text)
+            else:
+                self.vae = AutoencoderKL.from_pretrained(directory / "vae").to(device).eval()
+                self.schedule = dict(training_scheduler(self.config).config)
+                self.latent_shape = (self.config.latent_channels, self.config.latent_size)
+                self.text = text or FrozenTextEncoder(max_tokens=self.config.text_max_tokens)
+        except PipelineError:
+            raise
         except FileNotFoundError as exc:
             raise PipelineError(
                 f"{directory}: not a generator folder ({exc.filename} missing)"
@@ -60,15 +69,33 @@ class TilePipeline:
         self.precision = precision
         self.device = device
         self.scaling_factor = float(self.meta["scaling_factor"])
-        self.text = text or FrozenTextEncoder(max_tokens=self.config.text_max_tokens)
+
+    def _stable_diffusion_parts(self, device: torch.device, text) -> AutoencoderKL:
+        """The frozen VAE, text encoder and schedule from the base folder the UNet was tuned
+        from, after checking that folder is unchanged since training."""
+        base = Path(self.config.base_model)
+        try:
+            if sd.base_checksum(base) != self.meta.get("base_sha256"):
+                raise PipelineError(
+                    f"base model {base} differs from the one this generator was fine-tuned from "
+                    "(its checksum changed); restore that folder"
+                )
+            vae = sd.load_vae(base).to(device)
+            self.schedule = sd.load_scheduler_config(base)
+            self.text = text or sd.ClipPromptEncoder(base, device=str(device))
+        except sd.BaseModelError as exc:
+            raise PipelineError(str(exc)) from exc
+        side = self.config.sd_resolution // sd.vae_factor(vae)
+        self.latent_shape = (self.unet.config.in_channels, side)
+        return vae
 
     def initial_latents(self, seeds: list[int]) -> torch.Tensor:
         """One latent per seed, drawn on the CPU so a tile's noise does not depend on its batch."""
-        c, s = self.config.latent_channels, self.config.latent_size
+        c, s = self.latent_shape
         noise = [
             torch.randn((c, s, s), generator=torch.Generator().manual_seed(int(x))) for x in seeds
         ]
-        return torch.stack(noise).to(self.device)  # (B, 4, 24, 24)
+        return torch.stack(noise).to(self.device)  # (B, 4, 24, 24) compact, (B, 4, 64, 64) SD 512
 
     @torch.inference_mode()
     def generate(
@@ -94,22 +121,28 @@ class TilePipeline:
     def _batch(
         self, prompts: list[str], seeds: list[int], steps: int, guidance: float, name: str
     ) -> np.ndarray:
-        sched = sampling_scheduler(name, self.config)
+        sched = sampling_scheduler(name, self.schedule)
         sched.set_timesteps(steps, device=self.device)
         latents = self.initial_latents(seeds) * sched.init_noise_sigma
         cond, cond_mask = self.text.encode(prompts)
         uncond, uncond_mask = self.text.encode([""] * len(prompts))
         states = torch.cat([uncond, cond]).to(self.device)  # (2B, T, 384)
         mask = torch.cat([uncond_mask, cond_mask]).to(self.device)
+        # bf16: the networks run under autocast; the sampler's arithmetic stays in fp32
+        autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
         for t in sched.timesteps:
             model_in = sched.scale_model_input(torch.cat([latents, latents]), t)
-            pred = self.unet(
-                model_in, t, encoder_hidden_states=states, encoder_attention_mask=mask
-            ).sample
+            with autocast:
+                pred = self.unet(
+                    model_in, t, encoder_hidden_states=states, encoder_attention_mask=mask
+                ).sample.float()
             pred_uncond, pred_cond = pred.chunk(2)
             pred = pred_uncond + guidance * (pred_cond - pred_uncond)
             latents = sched.step(pred, t, latents).prev_sample
-        images = self.vae.decode((latents / self.scaling_factor).to(self.vae.dtype)).sample
-        images = images.float()  # (B, 3, 96, 96) in about [-1, 1]
+        with autocast:
+            images = self.vae.decode((latents / self.scaling_factor).to(self.vae.dtype)).sample
+        images = sd.downsample(images.float(), self.config.image_size)  # (B, 3, 96, 96), ~[-1, 1]
         images = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return images.permute(0, 2, 3, 1).cpu().numpy()

@@ -49,9 +49,13 @@ class FrozenTextEncoder:
                 max_length=self.max_tokens,
                 return_tensors="pt",
             ).to(self.device)
-            hidden = self.model(**tokens).last_hidden_state  # (M, T, 384)
+            hidden, mask = self._run(tokens)  # (M, T, D), (M, T)
             for i, prompt in enumerate(missing):
-                self._cache[prompt] = (hidden[i].float().cpu(), tokens["attention_mask"][i].cpu())
+                self._cache[prompt] = (hidden[i].float().cpu(), mask[i].cpu())
         states = torch.stack([self._cache[p][0] for p in prompts])
         mask = torch.stack([self._cache[p][1] for p in prompts])
         return states, mask
+
+    def _run(self, tokens) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states and the mask the denoiser attends with: MiniLM's padding mask."""
+        return self.model(**tokens).last_hidden_state, tokens["attention_mask"]

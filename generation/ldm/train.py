@@ -21,9 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from diffusers import DDPMScheduler
 from diffusers.training_utils import EMAModel
 from tqdm import tqdm
 
+from generation.ldm import sd
 from generation.ldm.config import GeneratorConfig
 from generation.ldm.models import build_autoencoder, build_unet, training_scheduler
 from generation.ldm.text import FrozenTextEncoder
@@ -113,25 +115,43 @@ class Trainer:
         )
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.text = text_encoder or FrozenTextEncoder(max_tokens=config.text_max_tokens)
-        self.vae = build_autoencoder(config)
-        self.unet = build_unet(config)
-        self.noise = training_scheduler(config)
-        self.vae_opt = torch.optim.AdamW(self.vae.parameters(), lr=config.vae_lr)
+        self.sd = config.backbone == "sd-finetune"
+        if self.sd:  # Stable Diffusion: its VAE, text encoder and schedule frozen, UNet tuned
+            base = Path(config.base_model)
+            device = str(self.accelerator.device)
+            self.text = text_encoder or sd.ClipPromptEncoder(base, device=device)
+            self.vae = sd.load_vae(base).to(self.accelerator.device)
+            self.unet = sd.load_unet(base)
+            self.noise = DDPMScheduler.from_config(sd.load_scheduler_config(base))
+            self.scaling_factor = float(self.vae.config.scaling_factor)
+        else:
+            self.text = text_encoder or FrozenTextEncoder(max_tokens=config.text_max_tokens)
+            self.vae = build_autoencoder(config)
+            self.unet = build_unet(config)
+            self.noise = training_scheduler(config)
+            self.scaling_factor = 1.0
         self.unet_opt = torch.optim.AdamW(
             self.unet.parameters(), lr=config.unet_lr, weight_decay=1e-2
         )
         self.ema = EMAModel(self.unet.parameters(), decay=config.ema_decay)
         self.vae_step = 0
-        self.vae_finished = False  # by its step count or its share of --max-minutes
+        # by its step count or its share of --max-minutes; a frozen autoencoder is finished
+        self.vae_finished = self.sd
         self.unet_step = 0
-        self.scaling_factor = 1.0
         self.losses: list[tuple[str, int, float]] = []
         self.weights = sampling_weights(data.prompts, config.balance)
-        # self.vae stays the bare autoencoder (the loss module holds the same parameters)
-        self.vae_loss, self.unet, self.vae_opt, self.unet_opt = self.accelerator.prepare(
-            AutoencoderLoss(self.vae, config.vae_kl_weight), self.unet, self.vae_opt, self.unet_opt
-        )
+        if self.sd:
+            self.vae_loss = self.vae_opt = None
+            self.unet, self.unet_opt = self.accelerator.prepare(self.unet, self.unet_opt)
+        else:
+            # self.vae stays the bare autoencoder (the loss module holds the same parameters)
+            self.vae_opt = torch.optim.AdamW(self.vae.parameters(), lr=config.vae_lr)
+            self.vae_loss, self.unet, self.vae_opt, self.unet_opt = self.accelerator.prepare(
+                AutoencoderLoss(self.vae, config.vae_kl_weight),
+                self.unet,
+                self.vae_opt,
+                self.unet_opt,
+            )
 
     # --- batches --------------------------------------------------------------------------
 
@@ -186,7 +206,7 @@ class Trainer:
 
     def train_denoiser(self, until: float) -> None:
         cfg, device = self.config, self.accelerator.device
-        mean, std = self.encode_latents()
+        latents = None if self.sd else self.encode_latents()
         self.unet.train()
         bar = tqdm(
             total=cfg.unet_steps,
@@ -197,8 +217,7 @@ class Trainer:
         with bar:
             while self.unet_step < cfg.unet_steps and not self._out_of_time(until):
                 idx = self._indices()
-                z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=self.generator)
-                z = dihedral(z * self.scaling_factor, self.generator).to(device)  # (B, 4, 24, 24)
+                z = self._latents(idx, latents)  # (B, 4, 24, 24) compact, (B, 4, 64, 64) SD 512
                 prompts = [self.data.prompts[i] for i in idx.tolist()]
                 drop = torch.rand(len(prompts), generator=self.generator) < cfg.cfg_dropout
                 states, mask = self.text.encode(
@@ -232,6 +251,22 @@ class Trainer:
                 if self.unet_step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
 
+    def _latents(
+        self, idx: torch.Tensor, precomputed: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """Scaled latents of the tiles `idx`, randomly rotated or flipped, on the device: drawn
+        from the precomputed posteriors (compact), or encoded now at the base model's
+        resolution by its frozen VAE (sd-finetune; too large to keep for every tile)."""
+        if precomputed is None:
+            x = to_unit(self.data.tiles[idx.numpy()])
+            x = sd.upsample(x, self.config.sd_resolution).to(self.accelerator.device)
+            with torch.no_grad():
+                z = self.vae.encode(x).latent_dist.sample() * self.scaling_factor
+            return dihedral(z, self.generator)
+        mean, std = precomputed
+        z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=self.generator)
+        return dihedral(z * self.scaling_factor, self.generator).to(self.accelerator.device)
+
     def _out_of_time(self, until: float) -> bool:
         """Whether the time is up, agreed by every process: one that stopped alone would leave
         the others waiting in their next gradient all-reduce for ever."""
@@ -262,9 +297,9 @@ class Trainer:
         tmp = folder / f".{STATE}.tmp"
         torch.save(
             {
-                "vae": self.vae.state_dict(),
+                "vae": None if self.sd else self.vae.state_dict(),  # a frozen one is not saved
                 "unet": self.accelerator.unwrap_model(self.unet).state_dict(),
-                "vae_opt": self.vae_opt.state_dict(),
+                "vae_opt": None if self.sd else self.vae_opt.state_dict(),
                 "unet_opt": self.unet_opt.state_dict(),
                 "ema": self.ema.state_dict(),
                 "vae_step": self.vae_step,
@@ -296,9 +331,10 @@ class Trainer:
             raise ValueError(
                 f"{path}: the checkpoint was trained with another config; use it or delete it"
             )
-        self.vae.load_state_dict(state["vae"])
+        if not self.sd:
+            self.vae.load_state_dict(state["vae"])
+            self.vae_opt.load_state_dict(state["vae_opt"])
         self.accelerator.unwrap_model(self.unet).load_state_dict(state["unet"])
-        self.vae_opt.load_state_dict(state["vae_opt"])
         self.unet_opt.load_state_dict(state["unet_opt"])
         self.ema.load_state_dict(state["ema"])
         self.vae_step, self.unet_step = state["vae_step"], state["unet_step"]
@@ -343,8 +379,12 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         directory.mkdir(parents=True, exist_ok=True)
-        self.vae.save_pretrained(directory / "vae")
-        unet = build_unet(self.config)
+        if self.sd:  # the VAE and text encoder stay in the base folder, checked by checksum
+            base = Path(self.config.base_model)
+            unet, extra = sd.load_unet(base), {**extra, "base_sha256": sd.base_checksum(base)}
+        else:
+            self.vae.save_pretrained(directory / "vae")
+            unet = build_unet(self.config)
         unet.load_state_dict(self.accelerator.unwrap_model(self.unet).state_dict())
         self.ema.copy_to(unet.parameters())
         unet.save_pretrained(directory / "unet")

@@ -109,6 +109,21 @@ def test_same_generator_prompt_and_seed_give_the_same_pixels(tiny_generator):
     assert tiles["a"] == tiles["b"]
 
 
+def test_bf16_precision_runs_the_networks_in_bf16_and_is_recorded(tiny_generator):
+    prompts, seeds = ["Histology image of cancer tissue, morphology type one"] * 4, [1, 2, 3, 4]
+    fp32 = generators.load_pipeline(tiny_generator, "cpu").generate(prompts, seeds, steps=2)
+    bf16 = generators.load_pipeline(tiny_generator, "cpu", precision="bf16")
+    again = bf16.generate(prompts, seeds, steps=2)
+    assert np.array_equal(again, bf16.generate(prompts, seeds, steps=2))  # deterministic
+    assert not np.array_equal(fp32, again)  # bf16 rounding shows: autocast was on
+    assert np.abs(fp32.astype(int) - again).mean() < 8  # and it is the same picture
+    generate_cohort(
+        generator="tiny", real_dataset="gen-fixture", split="valid", size=2, name="bf16",
+        steps=2, precision="bf16", progress=False,
+    )  # fmt: skip
+    assert {t.provenance["precision"] for t in Tile.objects.filter(cohort__name="bf16")} == {"bf16"}
+
+
 def test_killed_generation_resumes_to_exactly_n_without_orphans(
     tiny_generator, monkeypatch, isolated_storage
 ):

@@ -29,6 +29,12 @@ class Command(BaseCommand):
         parser.add_argument("--scheduler", choices=SCHEDULERS, default="dpm++")
         parser.add_argument("--batch-size", type=int, default=64)
         parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+        parser.add_argument(
+            "--precision",
+            choices=["fp32", "bf16"],
+            default="fp32",
+            help="bf16: the networks under bf16 autocast (GPU throughput; recorded per tile)",
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args: object, **options: object) -> None:
@@ -45,6 +51,7 @@ class Command(BaseCommand):
                 scheduler=str(options["scheduler"]),
                 batch_size=int(options["batch_size"]),  # type: ignore[arg-type]
                 device=str(options["device"]),
+                precision=str(options["precision"]),
             )
         except GeneratorError as exc:
             raise CommandError(str(exc)) from exc
