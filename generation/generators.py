@@ -58,8 +58,11 @@ def training_set(
         .order_by("tile_id")
         .values_list("tile__sha256", "prompts")
     )
-    if limit:
-        rows = rows[:limit]
+    if limit and limit < len(rows):
+        # a seeded draw spread over the split, not the first N in import order (a folder import
+        # comes sorted by label, so the first N could all be healthy)
+        keep = np.random.default_rng(0).choice(len(rows), limit, replace=False)
+        rows = [rows[i] for i in sorted(keep)]
     if not rows:
         raise GeneratorError(
             f"no annotated, accepted tiles in {dataset!r} split {split!r}; run import_tiles and "

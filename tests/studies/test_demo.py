@@ -130,6 +130,22 @@ def test_a_changed_password_is_renewed_and_printed(tmp_path, demo_tiles):
     assert reader.check_password(new)
 
 
+def test_one_split_alone_trains_on_half_and_draws_the_cohort_from_the_rest(tmp_path, demo_tiles):
+    """As with the downloaded PCam validation file: a single split, sorted by label here."""
+    import shutil
+
+    valid_only = tmp_path / "valid-only"
+    shutil.copytree(demo_tiles / "valid", valid_only / "valid")
+    run_demo(tmp_path, valid_only)
+    generator = Generator.objects.get(name="demo-tiny")
+    assert (generator.split, generator.tiles_trained) == ("valid", 20)
+    trained = set((Path(generator.path) / "training_tiles.txt").read_text().split())
+    cohort = Cohort.objects.get(name="demo-cohort")
+    real = cohort.members.filter(kind="real")
+    assert sorted(real.values_list("label", flat=True)) == [0] * 4 + [1] * 4
+    assert not trained & set(real.values_list("tile__sha256", flat=True))
+
+
 def test_without_tiles_or_internet_it_says_how_to_get_pcam(tmp_path, settings):
     settings.HISTOSTUDY_PCAM_URL = "http://127.0.0.1:9/pcam/"  # nothing listens: no internet
     missing = tmp_path / "data" / "pcam"

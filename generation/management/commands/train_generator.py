@@ -29,7 +29,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max-steps", type=int, help="denoiser steps (overrides the preset)")
         parser.add_argument("--max-minutes", type=float, help="stop both phases after this long")
-        parser.add_argument("--max-tiles", type=int, help="train on the first N accepted tiles")
+        parser.add_argument(
+            "--max-tiles", type=int, help="train on N accepted tiles (a seeded draw)"
+        )
         parser.add_argument(
             "--set",
             action="append",
