@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -26,6 +27,11 @@ from generation.ldm.config import PRESETS, GeneratorConfig
 from generation.models import Cohort, CohortMember, Dataset, Generator, Tile, TileAnnotation
 from generation.prompts import SCHEMES
 from generation.tilestore import encode_png, pixel_sha256, read_tile, tile_relpath, write_atomic
+
+if TYPE_CHECKING:  # torch and the trainer load only when a command needs them
+    import torch
+
+    from generation.ldm.train import Trainer, TrainResult
 
 TRAINING_TILES = "training_tiles.txt"
 SD_FINETUNE_LR = 1e-5  # Osorio et al. fine-tune Stable Diffusion 1.5 at this rate
@@ -166,7 +172,9 @@ def train_generator(
     return summary
 
 
-def _register(trainer, result, name: str, meta: dict[str, str], shas: list[str]) -> TrainSummary:
+def _register(
+    trainer: Trainer, result: TrainResult, name: str, meta: dict[str, str], shas: list[str]
+) -> TrainSummary:
     """Export the pipeline folder (renamed into place when complete) and register it; `meta`
     holds the scheme, dataset, split and preset."""
     from generation.ldm.pipeline import weights_checksum
@@ -285,7 +293,7 @@ class Shard:
         if self.state is not None:
             self.state.wait_for_everyone()
 
-    def device(self, chosen):
+    def device(self, chosen: torch.device) -> torch.device:
         """Each process its own GPU (cuda:local_rank) when several share a node."""
         if self.state is not None and chosen.type == "cuda":
             return self.state.device
@@ -442,7 +450,8 @@ def generate_cohort(
     args = (gen, real, split, size, name, seed, steps, guidance, scheduler)
     if shard.main:  # creates the cohort and its plan; the other processes then read them
         cohort = _cohort(*args)
-        for stale in (Path(settings.MEDIA_ROOT) / ".staging").glob(f"cohort-{cohort.pk}*"):
+        staged = Path(settings.MEDIA_ROOT) / ".staging"
+        for stale in [staged / f"cohort-{cohort.pk}", *staged.glob(f"cohort-{cohort.pk}-*")]:
             shutil.rmtree(stale, ignore_errors=True)  # what a killed run left unregistered
     shard.wait()
     if not shard.main:
@@ -463,7 +472,8 @@ def generate_cohort(
     )
     started = time.perf_counter()
     bar = tqdm(
-        total=len(todo),
+        total=len(todo) if several else len(cohort.plan),
+        initial=0 if several else len(done),
         unit="tile",
         desc=f"generate {name}" + (f" (process 1 of {shard.world})" if several else ""),
         disable=not (progress and shard.main),
