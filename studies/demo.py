@@ -13,7 +13,6 @@ The summary ends with the accounts and the URLs to open.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from generation.models import Cohort, Dataset, Generator, TileAnnotation
+from generation.tilestore import write_atomic
 from studies.models import Study
 
 GENERATOR = "demo-{preset}"
@@ -305,13 +305,9 @@ def _read_accounts(path: Path) -> dict[str, str]:
 
 
 def _write_accounts(path: Path, accounts: dict[str, str]) -> None:
-    """Written with mode 0600 to a temporary name, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(accounts, handle, indent=2)
-    tmp.replace(path)
+    """Written whole or not at all; mode 0600, since write_atomic's temporary file comes from
+    mkstemp, which creates it readable and writable by its owner only."""
+    write_atomic(path, json.dumps(accounts, indent=2).encode())
 
 
 def _study(

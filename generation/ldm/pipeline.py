@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from generation.ldm import sd
 from generation.ldm.config import GeneratorConfig
+from generation.ldm.digest import files_sha256
 from generation.ldm.models import sampling_scheduler, training_scheduler
 from generation.ldm.text import FrozenTextEncoder
 
@@ -24,16 +24,10 @@ class PipelineError(ValueError):
 
 def weights_checksum(directory: Path) -> str:
     """SHA-256 over the weight files of a generator folder (names and bytes, sorted)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in directory.rglob("*.safetensors") if p.is_file())
+    files = [p for p in directory.rglob("*.safetensors") if p.is_file()]
     if not files:
         raise PipelineError(f"{directory}: no weight files (*.safetensors)")
-    for path in files:
-        digest.update(path.relative_to(directory).as_posix().encode())
-        with path.open("rb") as handle:
-            while block := handle.read(1 << 22):
-                digest.update(block)
-    return digest.hexdigest()
+    return files_sha256(directory, files)
 
 
 class TilePipeline:
@@ -50,7 +44,7 @@ class TilePipeline:
             self.config = GeneratorConfig.from_json(json.dumps(self.meta["config"]))
             self.unet = UNet2DConditionModel.from_pretrained(directory / "unet").to(device).eval()
             if self.config.backbone == "sd-finetune":
-                self.vae = self._stable_diffusion_parts(device, text)
+                self._load_stable_diffusion_parts(device, text)
             else:
                 self.vae = AutoencoderKL.from_pretrained(directory / "vae").to(device).eval()
                 self.schedule = dict(training_scheduler(self.config).config)
@@ -70,7 +64,7 @@ class TilePipeline:
         self.device = device
         self.scaling_factor = float(self.meta["scaling_factor"])
 
-    def _stable_diffusion_parts(self, device: torch.device, text) -> AutoencoderKL:
+    def _load_stable_diffusion_parts(self, device: torch.device, text) -> None:
         """The frozen VAE, text encoder and schedule from the base folder the UNet was tuned
         from, after checking that folder is unchanged since training."""
         base = Path(self.config.base_model)
@@ -80,14 +74,13 @@ class TilePipeline:
                     f"base model {base} differs from the one this generator was fine-tuned from "
                     "(its checksum changed); restore that folder"
                 )
-            vae = sd.load_vae(base).to(device)
+            self.vae = sd.load_vae(base).to(device)
             self.schedule = sd.load_scheduler_config(base)
             self.text = text or sd.ClipPromptEncoder(base, device=str(device))
         except sd.BaseModelError as exc:
             raise PipelineError(str(exc)) from exc
-        side = self.config.sd_resolution // sd.vae_factor(vae)
+        side = self.config.sd_resolution // sd.vae_factor(self.vae)
         self.latent_shape = (self.unet.config.in_channels, side)
-        return vae
 
     def initial_latents(self, seeds: list[int]) -> torch.Tensor:
         """One latent per seed, drawn on the CPU so a tile's noise does not depend on its batch."""
@@ -126,7 +119,7 @@ class TilePipeline:
         latents = self.initial_latents(seeds) * sched.init_noise_sigma
         cond, cond_mask = self.text.encode(prompts)
         uncond, uncond_mask = self.text.encode([""] * len(prompts))
-        states = torch.cat([uncond, cond]).to(self.device)  # (2B, T, 384)
+        states = torch.cat([uncond, cond]).to(self.device)  # (2B, T, D): 384 MiniLM, 768 CLIP
         mask = torch.cat([uncond_mask, cond_mask]).to(self.device)
         # bf16: the networks run under autocast; the sampler's arithmetic stays in fp32
         autocast = torch.autocast(

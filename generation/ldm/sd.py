@@ -11,13 +11,13 @@ checksum is recorded so that a changed base folder is refused instead of silentl
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from generation.ldm.digest import files_sha256
 from generation.ldm.text import FrozenTextEncoder
 
 PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -41,14 +41,9 @@ def check_base(folder: Path) -> None:
 
 def base_checksum(folder: Path) -> str:
     """SHA-256 over the files of the parts a generator reuses (names and bytes, sorted)."""
-    digest = hashlib.sha256()
-    for part in FROZEN:
-        for path in sorted(p for p in (folder / part).rglob("*") if p.is_file()):
-            digest.update(path.relative_to(folder).as_posix().encode())
-            with path.open("rb") as handle:
-                while block := handle.read(1 << 22):
-                    digest.update(block)
-    return digest.hexdigest()
+    return files_sha256(
+        folder, [p for part in FROZEN for p in (folder / part).rglob("*") if p.is_file()]
+    )
 
 
 def load_unet(folder: Path):

@@ -380,12 +380,12 @@ class Trainer:
             return
         directory.mkdir(parents=True, exist_ok=True)
         if self.sd:  # the VAE and text encoder stay in the base folder, checked by checksum
-            base = Path(self.config.base_model)
-            unet, extra = sd.load_unet(base), {**extra, "base_sha256": sd.base_checksum(base)}
+            extra = {**extra, "base_sha256": sd.base_checksum(Path(self.config.base_model))}
         else:
             self.vae.save_pretrained(directory / "vae")
-            unet = build_unet(self.config)
-        unet.load_state_dict(self.accelerator.unwrap_model(self.unet).state_dict())
+        trained = self.accelerator.unwrap_model(self.unet)
+        unet = type(trained).from_config(trained.config)  # a copy to hold the EMA weights
+        unet.load_state_dict(trained.state_dict())
         self.ema.copy_to(unet.parameters())
         unet.save_pretrained(directory / "unet")
         meta = {
