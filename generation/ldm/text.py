@@ -59,3 +59,20 @@ class FrozenTextEncoder:
     def _run(self, tokens) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states and the mask the denoiser attends with: MiniLM's padding mask."""
         return self.model(**tokens).last_hidden_state, tokens["attention_mask"]
+
+
+def trim_padding(
+    states: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Drop the trailing token positions that are padding in every row of the batch.
+
+    The denoiser gives masked keys an additive bias of -10,000, so their attention weight is
+    exactly zero and dropping them leaves the result unchanged up to rounding; it saves the
+    cross-attention work on up to `max_tokens` padded keys. Where no padding is left (Stable
+    Diffusion's 77 CLIP tokens are all attended to) the mask is None, which leaves PyTorch free
+    to pick its flash attention kernel.
+    """
+    used = mask.bool().any(dim=0).nonzero()
+    length = int(used.max()) + 1 if len(used) else 1
+    states, mask = states[:, :length], mask[:, :length]
+    return states, (None if bool(mask.bool().all()) else mask)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from generation.ldm import sd
 from generation.ldm.config import GeneratorConfig
 from generation.ldm.models import build_autoencoder, build_unet, training_scheduler
-from generation.ldm.text import FrozenTextEncoder
+from generation.ldm.text import FrozenTextEncoder, trim_padding
 
 CHECKPOINT = "checkpoint"
 STATE = "state.pt"
@@ -220,8 +220,8 @@ class Trainer:
                 z = self._latents(idx, latents)  # (B, 4, 24, 24) compact, (B, 4, 64, 64) SD 512
                 prompts = [self.data.prompts[i] for i in idx.tolist()]
                 drop = torch.rand(len(prompts), generator=self.generator) < cfg.cfg_dropout
-                states, mask = self.text.encode(
-                    ["" if d else p for d, p in zip(drop, prompts, strict=True)]
+                states, mask = trim_padding(
+                    *self.text.encode(["" if d else p for d, p in zip(drop, prompts, strict=True)])
                 )
                 noise = torch.randn(z.shape, generator=self.generator).to(device)
                 t = torch.randint(
@@ -238,7 +238,7 @@ class Trainer:
                         noisy,
                         t,
                         encoder_hidden_states=states.to(device),
-                        encoder_attention_mask=mask.to(device),
+                        encoder_attention_mask=None if mask is None else mask.to(device),
                     ).sample
                     loss = F.mse_loss(pred.float(), target.float())
                 self.accelerator.backward(loss)
