@@ -7,8 +7,9 @@
 For each preset this traces one UNet forward and one VAE decode on the CPU, op by op
 (`TorchDispatchMode`), at batch 2 and 3; the difference is the cost of one more row, so
 weights (read once per batch) drop out. Per op it counts FLOPs (PyTorch's own flop_counter
-formulas: convolutions, matmuls, attention) and bytes (every tensor read and written, at the
-precision named). A tile costs `steps` x 2 UNet rows (classifier-free guidance) + 1 decode.
+formulas: convolutions, matmuls, attention) and bytes (every tensor read and written, at its
+own element size), twice: under bf16 autocast, as `--precision bf16` samples, and in fp32.
+A tile costs `steps` x 2 UNet rows (classifier-free guidance) + 1 decode.
 `sd15` is the paper's setting by architecture: Stable Diffusion 1.5's UNet and VAE at 512 px
 (random weights, built from the published layout), 77 CLIP tokens, `--sd-steps` steps.
 
@@ -54,15 +55,19 @@ MEASURED_H100_FP32 = [
 @dataclass
 class Cost:
     flops: float = 0.0  # per row
-    conv_flops: float = 0.0
-    elements: float = 0.0  # tensor elements read + written, per row
+    bytes_bf16: float = 0.0  # read + written per row under bf16 autocast
+    bytes_fp32: float = 0.0  # the same in fp32
     seconds_bf16: float = 0.0  # roofline time per row on the chosen GPU
     seconds_fused: float = 0.0  # bf16, elementwise work fused into its neighbours
     seconds_fp32: float = 0.0
 
 
-def trace(fn, gpu: str) -> list[tuple[str, float, float]]:
-    """(op name, FLOPs, elements moved) for each aten op `fn` runs."""
+def trace(fn, bf16: bool) -> list[tuple[str, float, float]]:
+    """(op name, FLOPs, bytes moved) for each aten op `fn` runs, under bf16 autocast or not.
+
+    Bytes are each distinct tensor an op reads or writes, at its own element size: autocast
+    keeps norms (and what follows them up to the next matmul) in fp32 and adds the casts, on
+    the CPU as on CUDA. Views move nothing."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
@@ -81,29 +86,16 @@ def trace(fn, gpu: str) -> list[tuple[str, float, float]]:
             elif "scaled_dot_product" in packet.__name__:  # the CPU kernels are not registered
                 (b, h, lq, d), lk = args[0].shape, args[1].shape[-2]
                 flops = 4.0 * b * h * lq * lk * d  # scores and the weighted sum
-            leaves = tree_flatten((args, kwargs))[0] + tree_flatten(out)[0]
-            moved = sum(t.numel() for t in leaves if isinstance(t, torch.Tensor))
-            if func._overloadpacket.__name__ in (
-                "view",
-                "_unsafe_view",
-                "t",
-                "expand",
-                "permute",
-                "transpose",
-                "unsqueeze",
-                "split",
-                "chunk",
-                "slice",
-                "select",
-                "detach",
-                "alias",
-                "squeeze",
-            ):
-                moved = 0  # views move nothing
+            moved = 0
+            if not func.is_view:
+                leaves = tree_flatten((args, kwargs))[0] + tree_flatten(out)[0]
+                tensors = {id(t): t for t in leaves if isinstance(t, torch.Tensor)}
+                moved = sum(t.numel() * t.element_size() for t in tensors.values())
             ops.append((packet.__name__, flops, float(moved)))
             return out
 
-    with torch.no_grad(), Recorder():  # not inference_mode: it hides the decomposed ops
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    with torch.no_grad(), autocast, Recorder():  # not inference_mode: it hides decompositions
         fn()
     return ops
 
@@ -112,22 +104,23 @@ def per_row(fn_at, gpu: str) -> Cost:
     """Cost of one more batch row: trace at batch 2 and 3, op by op, take the difference
     (batch 1 takes views where larger batches copy)."""
     bf16, tf32, fp32, tbs = GPUS[gpu]
-    one, two = trace(lambda: fn_at(2), gpu), trace(lambda: fn_at(3), gpu)
-    if [o[0] for o in one] != [o[0] for o in two]:
-        raise RuntimeError("the traced ops differ between batch sizes; cannot take a difference")
     cost = Cost()
-    for (name, f1, m1), (_, f2, m2) in zip(one, two, strict=True):
-        flops, moved = f2 - f1, m2 - m1
-        conv = name.startswith(CONV_OPS)
-        cost.flops += flops
-        cost.conv_flops += flops if conv else 0.0
-        cost.elements += moved
-        cost.seconds_bf16 += max(flops / (bf16 * 1e12), moved * 2 / (tbs * 1e12))
-        anchor = any(name.startswith(a) for a in ANCHORS)
-        cost.seconds_fused += max(flops / (bf16 * 1e12), anchor * moved * 2 / (tbs * 1e12))
-        # fp32 as PyTorch runs it by default: convolutions in TF32 (cuDNN), matmuls in fp32
-        peak = tf32 if conv else fp32
-        cost.seconds_fp32 += max(flops / (peak * 1e12), moved * 4 / (tbs * 1e12))
+    for half in (True, False):
+        two, three = trace(lambda: fn_at(2), half), trace(lambda: fn_at(3), half)
+        if [o[0] for o in two] != [o[0] for o in three]:
+            raise RuntimeError("the traced ops differ between batch sizes; cannot subtract")
+        for (name, f2, m2), (_, f3, m3) in zip(two, three, strict=True):
+            flops, moved = f3 - f2, m3 - m2
+            if half:
+                cost.flops += flops
+                cost.bytes_bf16 += moved
+                cost.seconds_bf16 += max(flops / (bf16 * 1e12), moved / (tbs * 1e12))
+                anchor = any(name.startswith(a) for a in ANCHORS)
+                cost.seconds_fused += max(flops / (bf16 * 1e12), anchor * moved / (tbs * 1e12))
+            else:  # fp32 as PyTorch runs it by default: convolutions in TF32, matmuls in fp32
+                peak = tf32 if name.startswith(CONV_OPS) else fp32
+                cost.bytes_fp32 += moved
+                cost.seconds_fp32 += max(flops / (peak * 1e12), moved / (tbs * 1e12))
     return cost
 
 
@@ -199,7 +192,7 @@ def main() -> None:
         params, unet, vae = preset_cost(preset, overrides, args.prompt_tokens, args.gpu)
         rows = 2 * (args.sd_steps if preset == "sd15" else args.steps)
         flops = rows * unet.flops + vae.flops
-        gbytes = (rows * unet.elements + vae.elements) * 2 / 1e9
+        gbytes = (rows * unet.bytes_bf16 + vae.bytes_bf16) / 1e9
         print(
             f"{preset:10} {params:7.1f} {unet.flops / 1e9:8.2f} {vae.flops / 1e9:7.2f} "
             f"{flops / 1e9:8.1f} {gbytes:8.2f} "

@@ -475,7 +475,8 @@ def generate_cohort(
         / ".staging"
         / (f"cohort-{cohort.pk}-{shard.rank}" if several else f"cohort-{cohort.pk}")
     )
-    runtime = {"precision": precision, "compiled": compiled}
+    # what can change a tile's last bits; on CUDA the networks also run channels-last
+    runtime = {"precision": precision, "compiled": compiled, "device": pipeline.device.type}
     started = time.perf_counter()
     bar = tqdm(
         total=len(todo) if several else len(cohort.plan),
@@ -628,7 +629,7 @@ def _register_batch(
                     "steps": cohort.steps,
                     "guidance": cohort.guidance,
                     "scheduler": cohort.scheduler,
-                    **runtime,  # precision, compiled: they can change the last bits
+                    **runtime,  # precision, compiled, device
                     "position": plan["position"],
                 },
             },

@@ -69,7 +69,8 @@ class TilePipeline:
             self.vae.to(memory_format=torch.channels_last)
         # torch.compile fuses the many elementwise passes (group norm, SiLU, residual adds)
         # that make up most of the memory traffic (bench/roofline.py); the first batch of each
-        # shape compiles, a minute or two, so it pays off on large cohorts only
+        # shape compiles, a minute or two (a last, smaller batch and each new prompt length,
+        # rounded up to 16 tokens, are new shapes), so it pays off on large cohorts only
         self.compiled = compiled
         self._unet = torch.compile(self.unet) if compiled else self.unet
         self._decode = torch.compile(self.vae.decode) if compiled else self.vae.decode
@@ -129,7 +130,11 @@ class TilePipeline:
         latents = self.initial_latents(seeds) * sched.init_noise_sigma
         cond, cond_mask = self.text.encode(prompts)
         uncond, uncond_mask = self.text.encode([""] * len(prompts))
-        states, mask = trim_padding(torch.cat([uncond, cond]), torch.cat([uncond_mask, cond_mask]))
+        states, mask = trim_padding(
+            torch.cat([uncond, cond]),
+            torch.cat([uncond_mask, cond_mask]),
+            multiple=16 if self.compiled else 1,  # few prompt lengths: few recompilations
+        )
         states = states.to(self.device)  # (2B, T, D): 384 MiniLM, 768 CLIP
         mask = None if mask is None else mask.to(self.device)
         # bf16: the networks run under autocast; the sampler's arithmetic stays in fp32

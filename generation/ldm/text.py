@@ -62,7 +62,7 @@ class FrozenTextEncoder:
 
 
 def trim_padding(
-    states: torch.Tensor, mask: torch.Tensor
+    states: torch.Tensor, mask: torch.Tensor, multiple: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Drop the trailing token positions that are padding in every row of the batch.
 
@@ -70,9 +70,11 @@ def trim_padding(
     exactly zero and dropping them leaves the result unchanged up to rounding; it saves the
     cross-attention work on up to `max_tokens` padded keys. Where no padding is left (Stable
     Diffusion's 77 CLIP tokens are all attended to) the mask is None, which leaves PyTorch free
-    to pick its flash attention kernel.
+    to pick its flash attention kernel. `multiple` rounds the kept length up (a compiled
+    network compiles again for every new length; rounding to 16 leaves a few).
     """
     used = mask.bool().any(dim=0).nonzero()
     length = int(used.max()) + 1 if len(used) else 1
+    length = min(-(-length // multiple) * multiple, states.shape[1])
     states, mask = states[:, :length], mask[:, :length]
     return states, (None if bool(mask.bool().all()) else mask)

@@ -37,6 +37,13 @@ def test_trimmed_prompts_give_the_denoiser_the_same_output():
     assert torch.allclose(full, trimmed, atol=1e-5)
 
 
+def test_a_compiled_network_sees_prompt_lengths_rounded_up():
+    states, mask = padded([5, 9, 2])
+    short, short_mask = trim_padding(states, mask, multiple=16)
+    assert short.shape[1] == 16 and short_mask is not None and short_mask[:, 9:].sum() == 0
+    assert trim_padding(*padded([60, 3]), multiple=16)[0].shape[1] == 64  # never past the end
+
+
 def test_a_batch_without_padding_left_needs_no_mask():
     states, mask = padded([7, 7])
     short, short_mask = trim_padding(states, mask)
@@ -67,4 +74,6 @@ def test_compiled_pipeline_gives_the_same_tiles_and_is_recorded(tiny_generator):
         steps=2, compiled=True, progress=False,
     )  # fmt: skip
     provenance = [t.provenance for t in Tile.objects.filter(cohort__name="compiled")]
-    assert {(p["compiled"], p["precision"]) for p in provenance} == {(True, "fp32")}
+    assert {(p["compiled"], p["precision"], p["device"]) for p in provenance} == {
+        (True, "fp32", "cpu")
+    }
