@@ -113,7 +113,7 @@ def main() -> None:
     if args.pad_prompts:
         import generation.ldm.pipeline
 
-        generation.ldm.pipeline.trim_padding = lambda states, mask: (states, mask)
+        generation.ldm.pipeline.trim_padding = lambda states, mask, **_: (states, mask)
     device = torch.device(args.device)
     text = text_encoder(args.text_dir, args.device)
     prompts = [
