@@ -281,7 +281,7 @@ def _clustering(
     ).first()
     if existing is not None:
         summary.clustering_reused = True
-        return existing, _fitted_from(existing)
+        return existing, fitted_from(existing)
     fitted = fit_clusters(vectors, k=k, seed=seed, n_init=n_init)
     vocabulary = P.fit_vocabulary(features)
     with transaction.atomic():
@@ -309,7 +309,7 @@ def _clustering(
     return clustering, fitted
 
 
-def _fitted_from(clustering: MorphologyClustering) -> FittedClusters:
+def fitted_from(clustering: MorphologyClustering) -> FittedClusters:
     return FittedClusters(
         np.array(clustering.scaler_mean),
         np.array(clustering.scaler_scale),

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from generation.ldm.precision import resolve_precision
 from studies.statistics import auc_delong, proportion
 
 
@@ -35,7 +36,7 @@ class ClassifierConfig:
     dropout: float = 0.2
     colour_jitter: float = 0.05  # brightness/contrast/saturation, +- this share
     max_minutes: float | None = 12.0
-    mixed_precision: str = "no"  # "bf16" on GPU
+    mixed_precision: str = "auto"  # bf16 on a GPU or a CPU with AMX (ldm.precision), else fp32
 
     def replace(self, **overrides: object) -> ClassifierConfig:
         return dataclasses.replace(self, **overrides)
@@ -154,7 +155,7 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_at)
     sampler = _Sampler(pools, pool_labels, shares, rng)
     loss_fn = nn.BCEWithLogitsLoss()
-    autocast = config.mixed_precision == "bf16" and device.type == "cuda"
+    autocast = resolve_precision(config.mixed_precision, device.type == "cuda") == "bf16"
     losses: list[float] = []
     started = time.perf_counter()
     deadline = started + config.max_minutes * 60 if config.max_minutes else math.inf

@@ -10,10 +10,12 @@ run resumes where it stopped:
 3. generate an equal-size cohort per scheme from the same held-out strata (same real tiles,
    same seeds; only the prompts and the generator differ);
 4. FID/KID of each cohort against the same real reference, with the real-vs-real floor;
-5. the utility arms: a classifier trained on all real training tiles, on as many real tiles as
+5. every other fidelity measure of each cohort (evaluate_generator: the autoencoder's ceiling,
+   label and morphology fidelity, machine readers; the utility arms below cover the rest);
+6. the utility arms: a classifier trained on all real training tiles, on as many real tiles as
    a cohort has synthetic ones, on each scheme's synthetic tiles, and on real + synthetic at
    50/50; the first arm's steps fix every other arm's;
-6. a report: Markdown tables and PNG plots in MEDIA_ROOT/experiments/NAME/, optionally copied
+7. a report: Markdown tables and PNG plots in MEDIA_ROOT/experiments/NAME/, optionally copied
    (e.g. to docs/RESULTS.md), and a staff dashboard page.
 """
 
@@ -47,6 +49,7 @@ UTILITY_SHARE = 0.2  # for the classifiers together
 SIZES = {  # cohort size (tiles per half) and FID reference size per preset
     "tiny": (8, None),
     "cpu": (300, 1000),
+    "cpu-v1": (300, 1000),
     "gpu": (5000, None),
 }
 
@@ -69,6 +72,13 @@ class Options:
     seed: int = 0
     sampling_steps: int = 25
     guidance: float = 3.0
+
+    @property
+    def classifier_preset(self) -> str:
+        """The classifier preset of this generator preset (cpu-v1 is a cpu generator)."""
+        from generation.classifier import PRESETS as CLASSIFIERS
+
+        return self.preset if self.preset in CLASSIFIERS else "cpu"
 
     @property
     def train_minutes(self) -> float:
@@ -110,9 +120,8 @@ def options_for(
             f"--schemes {','.join(schemes)}: expected distinct names from {', '.join(SCHEMES)}"
         )
     size, reference = SIZES[preset]
-    budget = (
-        budget_minutes if budget_minutes is not None else {"tiny": 3, "cpu": 60}.get(preset, 600)
-    )
+    default = {"tiny": 3, "cpu": 60, "cpu-v1": 60}.get(preset, 600)
+    budget = budget_minutes if budget_minutes is not None else default
     if budget <= 0:
         raise ExperimentError("--budget-minutes must be positive")
     values = {
@@ -264,6 +273,27 @@ class Runner:
         overall = FidResult.objects.filter(cohort__name=cohort, floor=False, label=None).first()
         return {"fid": overall.fid, "kid": overall.kid_mean} if overall else {}
 
+    def fidelity(self, scheme: str) -> dict:
+        from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
+        from generation.models import FidelityEvaluation
+
+        cohort = self.generator_name(scheme)
+        found = FidelityEvaluation.objects.filter(cohort__name=cohort).first()
+        if found is None:  # one row, written at the end: a killed step leaves nothing half done
+            request = EvaluationRequest(
+                generator=cohort,
+                cohort=cohort,
+                seed=self.options.seed,
+                classifier_preset=self.options.classifier_preset,
+                measures=("label", "morphology", "readers"),
+                progress=self.progress,
+            )
+            try:
+                found = evaluate_generator(request, log=self.log)
+            except EvaluationError as exc:
+                raise ExperimentError(f"fidelity of the {scheme} cohort: {exc}") from exc
+        return {"evaluation": found.pk, "rfid": found.rfid, "label_auc": found.label_auc}
+
     def utility(self, step: str, arm: str, scheme: str | None) -> dict:
         from generation.utility import UtilityError, evaluate_utility
 
@@ -287,7 +317,7 @@ class Runner:
                     max_tiles=self.options.cohort_size if step == "utility:real-n" else None,
                     test_dataset=self.options.dataset,
                     test_split=self.options.test_split,
-                    preset=self.options.preset,
+                    preset=self.options.classifier_preset,
                     seed=self.options.seed,
                     steps=steps,
                     max_minutes=minutes,
@@ -307,6 +337,8 @@ class Runner:
             self.run_step(f"generate:{scheme}", lambda s=scheme: self.generate(s))
         for scheme in self.options.schemes:
             self.run_step(f"fid:{scheme}", lambda s=scheme: self.fid(s))
+        for scheme in self.options.schemes:
+            self.run_step(f"fidelity:{scheme}", lambda s=scheme: self.fidelity(s))
         for step, arm, scheme in self.options.arms():
             self.run_step(step, lambda st=step, a=arm, s=scheme: self.utility(st, a, s))
         from generation.report import write_report

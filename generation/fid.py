@@ -7,6 +7,7 @@ TileEmbedding, so a new cohort embeds only its new tiles. The maths is generatio
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,16 +87,29 @@ class TileSet:
         if label is None:
             return self
         keep = self.labels == label
+        return self._subset(keep)
+
+    def without(self, shas: set[str]) -> TileSet:
+        return self._subset(np.array([s not in shas for s in self.shas], bool))
+
+    def sample(self, limit: int | None, seed: int) -> TileSet:
+        """A seeded draw of `limit` tiles in their original order (all of them if fewer)."""
+        if limit is None or len(self.shas) <= limit:
+            return self
+        keep = np.zeros(len(self.shas), bool)
+        keep[np.random.default_rng(seed).choice(len(self.shas), limit, replace=False)] = True
+        return self._subset(keep)
+
+    def _subset(self, keep: np.ndarray) -> TileSet:
         return TileSet(self.name, [s for s, k in zip(self.shas, keep, strict=True) if k],
                        self.labels[keep])  # fmt: skip
 
 
 def _tiles(queryset, name: str, limit: int | None, seed: int) -> TileSet:
     rows = list(queryset.order_by("id").values_list("sha256", "label"))
-    if limit is not None and len(rows) > limit:
-        picks = np.random.default_rng(seed).choice(len(rows), limit, replace=False)
-        rows = [rows[i] for i in sorted(picks)]
-    return TileSet(name, [r[0] for r in rows], np.array([r[1] for r in rows], int))
+    return TileSet(name, [r[0] for r in rows], np.array([r[1] for r in rows], int)).sample(
+        limit, seed
+    )
 
 
 def reference_set(dataset: str, split: str, limit: int | None, seed: int) -> TileSet:
@@ -156,7 +170,10 @@ def compute_fid(
     ref_split = reference_split or (source.split if source else None)
     if not ref_name or not ref_split:
         raise FidError("give --reference DATASET and --split S (a cohort brings its own)")
-    ref = reference_set(ref_name, ref_split, max_tiles, seed + 1)
+    pool = reference_set(ref_name, ref_split, None, seed + 1)
+    if source is not None:  # held out means held out: never a tile the generator trained on
+        pool = pool.without(_training_tiles(source))
+    ref = pool.sample(max_tiles, seed + 1)
     try:
         weights = inception_weights(getattr(settings, "HISTOSTUDY_INCEPTION_WEIGHTS", None))
         embedder = InceptionEmbedder(weights, pick_device(device))
@@ -164,17 +181,24 @@ def compute_fid(
         raise FidError(str(exc)) from exc
     context = {"weights_sha256": file_digest(weights), "seed": seed,
                "kid": (kid_subsets, kid_subset_size), "pr": with_precision_recall}  # fmt: skip
-    features = dict(
-        zip(set_a.shas + ref.shas, cached_features(set_a.shas + ref.shas, embedder, progress),
-            strict=True)
-    )  # fmt: skip
+    labels = [None, 0, 1] if per_label else [None]
+    spare = pool.without(set(ref.shas))  # real tiles outside the reference, for the floor
+    floors = {  # drawn first, so that only the tiles drawn are embedded
+        label: _floor_pair(spare.only(label), ref.only(label), len(set_a.only(label).shas), seed)
+        for label in (labels if floor else [])
+    }
+    drawn = [s for a, b, _ in floors.values() for s in a.shas + b.shas]
+    shas = list(dict.fromkeys(set_a.shas + ref.shas + drawn))
+    features = dict(zip(shas, cached_features(shas, embedder, progress), strict=True))
     summary = FidSummary()
-    for label in [None, 0, 1] if per_label else [None]:
+    for label in labels:
         a, b = set_a.only(label), ref.only(label)
         summary.results.append(_measure(a, b, label, features, source, False, context))
         if floor:
-            half_a, half_b = _halves(b, len(a.shas), seed)
-            summary.results.append(_measure(half_a, half_b, label, features, None, True, context))
+            floor_a, floor_b, note = floors[label]
+            summary.results.append(
+                _measure(floor_a, floor_b, label, features, None, True, context, note)
+            )
     return summary
 
 
@@ -196,9 +220,30 @@ def _set_a(cohort: str | None, dataset: str | None, split: str | None, limit, se
     return reference_set(dataset, split, limit, seed), None
 
 
-def _halves(ref: TileSet, n: int, seed: int) -> tuple[TileSet, TileSet]:
-    """Two disjoint random subsets of the reference, each as large as set A where possible."""
-    size = min(n, len(ref.shas) // 2)
+def _training_tiles(cohort: Cohort) -> set[str]:
+    from generation.generators import GeneratorError, training_tiles
+
+    try:
+        return training_tiles(cohort.generator)
+    except GeneratorError as exc:
+        raise FidError(str(exc)) from exc
+
+
+def _floor_pair(spare: TileSet, ref: TileSet, n: int, seed: int) -> tuple[TileSet, TileSet, str]:
+    """Real against real at the synthetic comparison's sizes: n real tiles from outside the
+    reference against the reference itself, so the floor answers "what would a perfect
+    generator score here". Where the split has too few spare tiles, the floor is two disjoint
+    halves of the reference instead, and says so."""
+    size = min(n, len(ref.shas) // 2)  # what two halves of the reference would give
+    if len(spare.shas) >= max(2, size):
+        picked = dataclasses.replace(spare.sample(n, seed + 2), name=f"{ref.name} (held out)")
+        short = (
+            f"floor at {len(picked.shas)} vs {len(ref.shas)}: the split has only "
+            f"{len(picked.shas)} real tiles outside the reference"
+            if len(picked.shas) < n
+            else ""
+        )
+        return picked, ref, short
     if size < 2:
         raise FidError(f"{ref.name}: too few tiles for a real-vs-real floor")
     order = np.random.default_rng(seed + 2).permutation(len(ref.shas))
@@ -206,11 +251,15 @@ def _halves(ref: TileSet, n: int, seed: int) -> tuple[TileSet, TileSet]:
     def pick(idx: np.ndarray, tag: str) -> TileSet:
         return TileSet(f"{ref.name} ({tag})", [ref.shas[i] for i in idx], ref.labels[idx])
 
-    return pick(order[:size], "half 1"), pick(order[size : 2 * size], "half 2")
+    note = (
+        f"floor at {size} vs {size}, two halves of the reference: the split has no real "
+        "tiles outside it to match the synthetic comparison's sizes"
+    )
+    return pick(order[:size], "half 1"), pick(order[size : 2 * size], "half 2"), note
 
 
 def _measure(a: TileSet, b: TileSet, label, features, source: Cohort | None, floor: bool,
-             context: dict) -> FidResult:  # fmt: skip
+             context: dict, note: str = "") -> FidResult:  # fmt: skip
     if len(a.shas) < 2 or len(b.shas) < 2:
         raise FidError(f"{a.name} vs {b.name}: need at least 2 tiles in each set")
     fa = np.stack([features[s] for s in a.shas])
@@ -219,12 +268,13 @@ def _measure(a: TileSet, b: TileSet, label, features, source: Cohort | None, flo
     kid = kernel_inception_distance(fa, fb, subsets, size, context["seed"])
     pr = precision_recall(fb, fa) if context["pr"] and min(len(fa), len(fb)) > 3 else None
     small = min(len(fa), len(fb))
-    warning = (
-        f"fewer than {SMALL_N} tiles in a set ({small}): FID is biased upwards at this n; "
-        "compare FIDs only at equal n, or use KID, which is unbiased"
-        if small < SMALL_N
-        else ""
-    )
+    warnings = [note] if note else []
+    if small < SMALL_N:
+        warnings.append(
+            f"fewer than {SMALL_N} tiles in a set ({small}): FID is biased upwards at this n; "
+            "compare FIDs only at equal n, or use KID, which is unbiased"
+        )
+    warning = "; ".join(warnings)
     return FidResult.objects.create(
         name=f"{a.name} vs {b.name}",
         cohort=source,

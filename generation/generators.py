@@ -117,8 +117,13 @@ def config_for(preset: str, overrides: dict[str, str], base_model: str | None) -
             sd.check_base(Path(base_model))
             # the paper's learning rate for fine-tuning, unless --set unet_lr=... says otherwise
             lr = {} if "unet_lr" in overrides else {"unet_lr": SD_FINETUNE_LR}
+            # Stable Diffusion keeps its own DDPM schedule and has no pooled-prompt input
             config = config.replace(
-                backbone="sd-finetune", base_model=str(Path(base_model).resolve()), **lr
+                backbone="sd-finetune",
+                base_model=str(Path(base_model).resolve()),
+                objective="ddpm",
+                pooled_text=False,
+                **lr,
             )
     except (ValueError, TypeError) as exc:  # BaseModelError included
         raise GeneratorError(str(exc)) from exc
@@ -140,7 +145,7 @@ def train_generator(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainSummary:
-    from generation.ldm.train import Trainer, TrainingData
+    from generation.ldm.train import BudgetError, Trainer, TrainingData
 
     overrides = dict(overrides or {})
     if max_steps is not None:
@@ -157,10 +162,15 @@ def train_generator(
     if work.exists() and not resume and any(work.iterdir()):
         raise GeneratorError(f"{work} exists from an earlier run; pass --resume to continue it")
     tiles, prompts, shas = training_set(dataset, split, scheme, max_tiles)
+    fresh = not (work.exists() and any(work.iterdir()))
     work.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, TrainingData(tiles, prompts), work, progress=progress)
     try:
         result = trainer.run(max_minutes=max_minutes, resume=resume)
+    except BudgetError as exc:  # nothing made is kept: a larger budget starts clean
+        if fresh and trainer.accelerator.is_main_process:
+            shutil.rmtree(work, ignore_errors=True)
+        raise GeneratorError(f"generator {name!r} not trained: {exc}") from exc
     except ValueError as exc:  # a corrupt or mismatched checkpoint
         raise GeneratorError(str(exc)) from exc
     if trainer.accelerator.is_main_process:
@@ -331,6 +341,19 @@ def load_pipeline(
         raise GeneratorError(str(exc)) from exc
 
 
+def training_tiles(generator: Generator) -> set[str]:
+    """SHA-256s of the tiles the generator trained on; a missing list is an error, never "no
+    training tiles": cohorts and evaluations rely on it to hold those tiles out."""
+    path = Path(generator.path) / TRAINING_TILES
+    try:
+        return set(path.read_text().split())
+    except FileNotFoundError as exc:
+        raise GeneratorError(
+            f"generator {generator.name!r}: {path} is missing, so its training tiles cannot be "
+            "held out; restore the generator folder or retrain"
+        ) from exc
+
+
 def allocate(counts: dict[int, int], total: int) -> dict[int, int]:
     """Split `total` across strata in proportion to their sizes (largest remainder), capped."""
     available = sum(counts.values())
@@ -348,11 +371,7 @@ def plan_cohort(
 ) -> tuple[list[int], list[dict]]:
     """Pick `size` real tiles stratified by label x cluster (half each label, never a training
     tile) and plan one synthetic tile per real one: same label, cluster and prompt, own seed."""
-    trained = (
-        set((Path(generator.path) / TRAINING_TILES).read_text().split())
-        if Path(generator.path, TRAINING_TILES).exists()
-        else set()
-    )
+    trained = training_tiles(generator)
     rows = list(
         TileAnnotation.objects.filter(tile__dataset=real, tile__split=split, quality_ok=True)
         .exclude(cluster=None)

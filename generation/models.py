@@ -370,6 +370,74 @@ class FidResult(models.Model):
         return f"{self.name}: FID {self.fid:.1f}"
 
 
+class FidelityEvaluation(models.Model):
+    """Everything `evaluate_generator` measured of one cohort of a generator, against held-out
+    real tiles: the cohort's real half is the reference, and a second draw of held-out real
+    tiles of the same strata and size gives the floor (what a perfect generator would score)
+    and the autoencoder's reconstruction ceiling."""
+
+    generator = models.ForeignKey(Generator, on_delete=models.CASCADE, related_name="evaluations")
+    cohort = models.ForeignKey(Cohort, on_delete=models.CASCADE, related_name="evaluations")
+    n_synthetic = models.PositiveIntegerField()
+    n_real = models.PositiveIntegerField(help_text="the reference: the cohort's real half")
+    n_floor = models.PositiveIntegerField(help_text="the second real draw (floor, rFID)")
+    seed = models.BigIntegerField()
+    # image quality (Inception-v3 pool features, the reference preprocessing)
+    fid = models.FloatField()
+    kid = models.FloatField()
+    precision = models.FloatField(null=True, blank=True)  # undefined at 3 tiles or fewer
+    recall = models.FloatField(null=True, blank=True)
+    floor_fid = models.FloatField()
+    floor_kid = models.FloatField()
+    floor_precision = models.FloatField(null=True, blank=True)
+    floor_recall = models.FloatField(null=True, blank=True)
+    # the autoencoder alone: encode-decode of the floor draw
+    rfid = models.FloatField(null=True, blank=True)
+    psnr = models.FloatField(null=True, blank=True)
+    ssim = models.FloatField(null=True, blank=True)
+    # does a tile show what its prompt asked for
+    label_auc = models.FloatField(
+        null=True, blank=True, help_text="real-trained tumour classifier on synthetic tiles"
+    )
+    label_auc_low = models.FloatField(null=True, blank=True)
+    label_auc_high = models.FloatField(null=True, blank=True)
+    label_auc_real = models.FloatField(
+        null=True, blank=True, help_text="the same classifier on the reference tiles"
+    )
+    morphology_share = models.FloatField(
+        null=True, blank=True, help_text="synthetic tiles in their prompted cluster"
+    )
+    morphology_low = models.FloatField(null=True, blank=True)
+    morphology_high = models.FloatField(null=True, blank=True)
+    morphology_chance = models.FloatField(
+        null=True, blank=True, help_text="the share chance agreement would give"
+    )
+    # can a machine tell them apart after the presentation pipeline (positive = synthetic)
+    reader_auc = models.FloatField(null=True, blank=True, help_text="CNN, out of fold")
+    reader_auc_low = models.FloatField(null=True, blank=True)
+    reader_auc_high = models.FloatField(null=True, blank=True)
+    statistics_reader_auc = models.FloatField(
+        null=True, blank=True, help_text="logistic regression on image statistics, out of fold"
+    )
+    utility = models.ForeignKey(
+        "UtilityResult",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="evaluations",
+        help_text="a classifier trained on the synthetic half alone, tested on real tiles",
+    )
+    details = models.JSONField(default=dict, help_text="per-label rows, settings, timings")
+    seconds = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.cohort}: FID {self.fid:.1f} (floor {self.floor_fid:.1f})"
+
+
 class Experiment(models.Model):
     """One run of `manage.py run_experiment`: its options, the state of each step, its report."""
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    from generation.models import FidelityEvaluation
 
 
 def _save(fig: plt.Figure, out: Path) -> Path:
@@ -83,4 +87,57 @@ def loss_curve(losses_csv: Path, out: Path) -> Path:
         ax.set_title(f"{phase} loss")
         ax.set_xlabel("step")
         ax.legend()
+    return _save(fig, out)
+
+
+def fidelity_profile(evaluation: FidelityEvaluation, out: Path) -> Path:
+    """One evaluate_generator result at a glance: FIDs against the real-vs-real floor and the
+    autoencoder's ceiling; coverage shares against the floor and chance; AUCs against 0.5."""
+    e = evaluation
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 3.6), dpi=110)
+    fids = [("synthetic", e.fid, "#4b2a7a"), ("real floor", e.floor_fid, "#9a9a9a")]
+    if e.rfid is not None:
+        fids.append(("autoencoder\n(rFID)", e.rfid, "#c97fb5"))
+    left.barh([f[0] for f in fids], [f[1] for f in fids], color=[f[2] for f in fids])
+    left.invert_yaxis()
+    left.set_xlabel("FID against the held-out reference (lower is better)")
+    left.set_title(f"image quality, n = {e.n_synthetic} vs {e.n_real}")
+    shares = [
+        ("precision", e.precision, e.floor_precision),
+        ("recall", e.recall, e.floor_recall),
+    ]
+    if e.morphology_share is not None:
+        shares.append(("morphology\nagreement", e.morphology_share, e.morphology_chance))
+    shares = [tuple(float("nan") if v is None else v for v in s) for s in shares]
+    y = range(len(shares))
+    middle.barh([i - 0.2 for i in y], [s[1] for s in shares], 0.4, color="#4b2a7a",
+                label="synthetic")  # fmt: skip
+    middle.barh([i + 0.2 for i in y], [s[2] for s in shares], 0.4, color="#9a9a9a",
+                label="real floor / chance")  # fmt: skip
+    middle.set_yticks(list(y), [s[0] for s in shares])
+    middle.invert_yaxis()
+    middle.set_xlim(0, 1)
+    middle.set_title("coverage and prompt agreement")
+    middle.legend(fontsize=7, loc="lower right")
+    aucs = []
+    if e.label_auc is not None:
+        aucs.append(("label fidelity", e.label_auc, e.label_auc_low, e.label_auc_high))
+    if e.reader_auc is not None:
+        aucs.append(("machine reader", e.reader_auc, e.reader_auc_low, e.reader_auc_high))
+    utility = getattr(e, "utility", None)
+    if utility is not None:
+        aucs.append(("trained on\nsynthetic", utility.auc, utility.auc_low, utility.auc_high))
+    for i, (_, value, low, high) in enumerate(aucs):
+        right.errorbar(value, i, xerr=[[value - low], [high - value]], fmt="o", color="#4b2a7a")
+    if e.label_auc_real is not None:
+        right.axvline(e.label_auc_real, color="#c97fb5", ls="--", lw=1,
+                      label="tumour classifier on real tiles")  # fmt: skip
+    right.axvline(0.5, color="#9a9a9a", ls=":", lw=1, label="chance")
+    right.set_yticks(range(len(aucs)), [a[0] for a in aucs])
+    right.invert_yaxis()
+    right.set_xlim(0.3, 1.0)
+    right.set_xlabel("ROC AUC (95% CI)")
+    right.set_title("machines: label, realism, utility")
+    right.legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"{e.generator.name}: cohort {e.cohort.name}", fontsize=10)
     return _save(fig, out)

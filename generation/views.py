@@ -2,7 +2,7 @@ import re
 from pathlib import Path
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 
 from generation.models import Tile
@@ -41,7 +41,7 @@ def generator_preview(request: HttpRequest, pk: int, kind: str) -> FileResponse:
     return response
 
 
-EXPERIMENT_IMAGES = re.compile(r"^(fid|utility|samples-[a-z]+)\.png$")
+EXPERIMENT_IMAGES = re.compile(r"^(fid|utility|samples-[a-z]+|fidelity-[a-z]+)\.png$")
 
 
 @staff_member_required
@@ -58,5 +58,23 @@ def experiment_image(request: HttpRequest, name: str, filename: str) -> FileResp
     except FileNotFoundError as exc:
         raise Http404(f"{filename} not written yet for {experiment.name}") from exc
     response = FileResponse(handle, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@staff_member_required
+def evaluation_plot(request: HttpRequest, pk: int) -> HttpResponse:
+    """The fidelity profile of one evaluate_generator result, drawn on request (staff only)."""
+    import tempfile
+
+    from generation.models import FidelityEvaluation
+    from generation.plots import fidelity_profile
+
+    evaluation = get_object_or_404(
+        FidelityEvaluation.objects.select_related("generator", "cohort", "utility"), pk=pk
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        out = fidelity_profile(evaluation, Path(folder) / "profile.png")
+        response = HttpResponse(out.read_bytes(), content_type="image/png")
     response["Cache-Control"] = "private, max-age=300"
     return response

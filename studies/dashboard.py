@@ -12,7 +12,13 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from generation.models import Experiment, FidResult, Generator, UtilityResult
+from generation.models import (
+    Experiment,
+    FidelityEvaluation,
+    FidResult,
+    Generator,
+    UtilityResult,
+)
 from generation.utility import summarise
 from studies import plots
 from studies.exports import imrmc_lines, response_rows
@@ -110,6 +116,9 @@ def generation_dashboard(request: HttpRequest) -> HttpResponse:
             "generators": Generator.objects.all(),
             "utility": summarise(UtilityResult.objects.select_related("cohort")),
             "experiments": Experiment.objects.all(),
+            "evaluations": FidelityEvaluation.objects.select_related(
+                "generator", "cohort", "utility"
+            ),
         },
     )
 

@@ -30,6 +30,10 @@ from studies.models import Study
 
 GENERATOR = "demo-{preset}"
 COHORT = "demo-cohort"
+# Autoencoder and denoiser steps of the demo's generator: about 10 minutes of the cpu preset on
+# a 2-core development VM with AMX (docs/BENCHMARKS.md); --train-minutes caps the time, and a
+# machine too slow to reach the preset's minimum steps within it gets an error, not noise.
+DEMO_STEPS = (700, 1300)
 STUDY = "demo"
 STAFF = "researcher"
 READERS = ("pathologist1", "pathologist2")
@@ -52,7 +56,9 @@ class DemoOptions:
     download: bool = True  # no tiles at `pcam`: import_tiles --download valid
     preset: str = "cpu"
     scheme: str = "morphology"
-    train_minutes: float = 10.0
+    train_steps: tuple[int, int] = DEMO_STEPS  # autoencoder, denoiser
+    train_minutes: float = 15.0  # a cap: the steps are the budget
+    evaluate_size: int = 200  # synthetic tiles scored against held-out real ones
     clusters: int = 33
     cohort_size: int = 24  # tiles per half
     cases: int = 20  # per reader
@@ -95,6 +101,7 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoSu
         ("tiles", _tiles),
         ("annotations", _annotations),
         ("generator", _generator),
+        ("fidelity", _fidelity),
         ("cohort", _cohort),
         ("accounts", _accounts),
         ("study", _study),
@@ -213,9 +220,11 @@ def _generator(
     made = not Generator.objects.filter(name=name).exists()
     if made:
         train_split, _, cap = _splits(options)
+        vae_steps, unet_steps = options.train_steps
         say(
-            f"   training {name!r} ({options.preset} preset, {options.scheme} prompts) for at "
-            f"most {options.train_minutes:g} minutes"
+            f"   training {name!r} ({options.preset} preset, {options.scheme} prompts): "
+            f"{vae_steps} autoencoder + {unet_steps} denoiser steps, at most "
+            f"{options.train_minutes:g} minutes"
         )
         try:
             train_generator(
@@ -224,6 +233,7 @@ def _generator(
                 preset=options.preset,
                 name=name,
                 split=train_split,
+                overrides={"vae_steps": str(vae_steps), "unet_steps": str(unet_steps)},
                 max_minutes=options.train_minutes,
                 max_tiles=cap,
                 resume=True,  # continues a demo stopped during training
@@ -231,10 +241,60 @@ def _generator(
         except GeneratorError as exc:
             raise DemoError(str(exc)) from exc
     generator = Generator.objects.get(name=name)
+    check_trained(generator, options.preset)
     return (
         f"generator: {name!r} on {generator.tiles_trained:,} tiles, {generator.vae_steps} "
         f"autoencoder + {generator.unet_steps} denoiser steps in "
         f"{generator.wall_seconds / 60:.1f} min",
+        made,
+    )
+
+
+def check_trained(generator: Generator, preset: str) -> None:
+    """A generator with fewer steps than the preset's minimum makes noise, not tiles: no study
+    is opened on it, whether it was trained now or by an earlier run."""
+    from generation.ldm.config import PRESETS
+
+    least = PRESETS[preset]
+    if generator.vae_steps < least.min_vae_steps or generator.unet_steps < least.min_unet_steps:
+        raise DemoError(
+            f"generator {generator.name!r} was trained for {generator.vae_steps} autoencoder + "
+            f"{generator.unet_steps} denoiser steps, fewer than the {least.min_vae_steps} + "
+            f"{least.min_unet_steps} the {preset} preset needs for tiles worth reading; no "
+            f"study is opened on it. Delete it in admin (Generators) and run the demo again, "
+            "with a larger --train-minutes on a slow machine"
+        )
+
+
+def _fidelity(
+    options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
+) -> tuple[str, bool]:
+    """FID against held-out real tiles beside the real-vs-real floor, and the autoencoder's
+    ceiling: what the readers will be shown, in numbers, before anyone reads."""
+    from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
+    from generation.models import FidelityEvaluation
+
+    generator = Generator.objects.get(name=GENERATOR.format(preset=options.preset))
+    evaluation = FidelityEvaluation.objects.filter(generator=generator).first()
+    made = evaluation is None
+    if made:
+        _, split, _ = _splits(options)
+        say(f"   scoring {options.evaluate_size} synthetic tiles against held-out real ones")
+        request = EvaluationRequest(
+            generator=generator.name,
+            split=split,
+            size=options.evaluate_size,
+            steps=options.steps,
+            measures=("morphology",),
+        )
+        try:
+            evaluation = evaluate_generator(request, log=say)
+        except EvaluationError as exc:
+            raise DemoError(str(exc)) from exc
+    return (
+        f"fidelity: FID {evaluation.fid:.1f} (real-vs-real floor {evaluation.floor_fid:.1f}) at "
+        f"{evaluation.n_synthetic} vs {evaluation.n_real}; autoencoder rFID {evaluation.rfid:.1f},"
+        f" PSNR {evaluation.psnr:.1f} dB",
         made,
     )
 

@@ -8,38 +8,79 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BACKBONES = ("compact", "sd-finetune")
+AUTOENCODERS = ("residual", "kl")
+OBJECTIVES = ("edm", "ddpm")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
+PRECISIONS = ("auto", "no", "bf16", "fp16")
+
+# What a config written before a field existed meant by it: generators trained earlier load
+# as they were trained (a KL autoencoder, the DDPM objective, no pooled prompt, fp32).
+LEGACY = {
+    "autoencoder": "kl",
+    "objective": "ddpm",
+    "pooled_text": False,
+    "vae_crop": 0,
+    "vae_batch_size": 0,
+    "vae_latent_noise": 0.0,
+    "lr_warmup_steps": 0,
+    "lr_schedule": "constant",
+    "ema_warmup": False,
+    "min_vae_steps": 0,
+    "min_unet_steps": 0,
+}
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
     backbone: str = "compact"
     image_size: int = 96
-    # autoencoder: len(vae_channels) - 1 downsamplings; three levels take 96 px to 24x24 latents
-    vae_channels: tuple[int, ...] = (16, 32, 64)
-    vae_layers_per_block: int = 1
-    latent_channels: int = 4
-    vae_steps: int = 400
+    # autoencoder. residual: TileAutoencoder, one 2x downsampling per entry of vae_channels
+    # (two take 96 px to 24x24); kl: the diffusers AutoencoderKL of earlier generators,
+    # len(vae_channels) - 1 downsamplings
+    autoencoder: str = "residual"
+    vae_channels: tuple[int, ...] = (64, 128)
+    vae_layers_per_block: int = 1  # kl only
+    vae_encoder_blocks: tuple[int, ...] = (1, 2)  # residual only, per level
+    vae_decoder_blocks: tuple[int, ...] = (2, 3)
+    latent_channels: int = 8
+    vae_steps: int = 3000
     vae_lr: float = 1e-3
-    vae_kl_weight: float = 1e-6
+    vae_kl_weight: float = 1e-6  # kl only
+    vae_crop: int = 48  # train on random crops of this side (convolutions do not care); 0: whole
+    vae_batch_size: int = 64  # 0: batch_size
+    # residual only: decoder trained on codes plus noise of up to this share of their std
+    vae_latent_noise: float = 0.0
     # denoiser; attention per level (the first, 24x24, level has none on CPU presets)
     unet_channels: tuple[int, ...] = (64, 96, 128)
     unet_attention: tuple[bool, ...] = (False, False, True)
     unet_layers_per_block: int = 1
     attention_head_dim: int = 32
-    vae_time_share: float = 0.3  # of --max-minutes, at most, for the autoencoder
+    pooled_text: bool = True  # the mean prompt embedding joins the timestep embedding
+    vae_time_share: float = 0.25  # of --max-minutes, at most, for the autoencoder
     unet_steps: int = 20000
-    unet_lr: float = 3e-4
+    unet_lr: float = 1e-3
+    lr_warmup_steps: int = 100
+    lr_schedule: str = "cosine"  # or "constant"; cosine: to 10% over the planned steps
     batch_size: int = 32
+    # edm: Karras et al. 2022 preconditioning, log-normal noise levels, its loss weight;
+    # ddpm: the DDPM schedule with prediction_type (and min_snr_gamma weighting if > 0)
+    objective: str = "edm"
     prediction_type: str = "epsilon"
+    min_snr_gamma: float = 0.0
+    edm_p_mean: float = -0.5  # log-normal noise levels, shifted for unit-variance latents
+    edm_p_std: float = 1.2
     num_train_timesteps: int = 1000
     cfg_dropout: float = 0.1  # share of empty prompts, for classifier-free guidance
     ema_decay: float = 0.999
-    mixed_precision: str = "no"  # "bf16" or "fp16" on GPU
+    ema_warmup: bool = True  # decay 1 - (1 + step)^-3/4 up to ema_decay: short runs average less
+    mixed_precision: str = "auto"  # bf16 on a GPU or a CPU with AMX matrix units, else fp32
     text_max_tokens: int = 64
     text_dim: int = 384  # MiniLM-L6 hidden size
     checkpoint_every: int = 500
     balance: bool = False  # the paper's class-and-prompt-balanced sampling
+    # a time budget that buys fewer steps than these is an error, not a generator
+    min_vae_steps: int = 0
+    min_unet_steps: int = 0
     seed: int = 0
     base_model: str = ""  # sd-finetune: local diffusers Stable Diffusion folder
     sd_resolution: int = 512  # sd-finetune: tiles upsampled to this size (the paper: 512)
@@ -48,6 +89,14 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone {self.backbone!r}: expected one of {', '.join(BACKBONES)}")
+        for name, allowed in (
+            ("autoencoder", AUTOENCODERS),
+            ("objective", OBJECTIVES),
+            ("mixed_precision", PRECISIONS),
+            ("lr_schedule", ("constant", "cosine")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} {getattr(self, name)!r}: expected one of {allowed}")
         if self.prediction_type not in PREDICTION_TYPES:
             raise ValueError(
                 f"prediction_type {self.prediction_type!r}: expected {PREDICTION_TYPES}"
@@ -56,12 +105,26 @@ class GeneratorConfig:
             raise ValueError("unet_attention needs one flag per entry of unet_channels")
         if self.backbone == "sd-finetune" and not self.base_model:
             raise ValueError("the sd-finetune backbone needs base_model (--base-model DIR)")
-        if self.image_size % 2 ** (len(self.vae_channels) - 1):
+        if self.autoencoder == "residual" and not (
+            len(self.vae_channels) == len(self.vae_encoder_blocks) == len(self.vae_decoder_blocks)
+        ):
+            raise ValueError("vae_encoder_blocks and vae_decoder_blocks need one entry a level")
+        if self.image_size % self.downsampling:
             raise ValueError(f"image_size {self.image_size} must divide by the VAE's downsampling")
+        if self.vae_crop and (self.vae_crop > self.image_size or self.vae_crop % self.downsampling):
+            raise ValueError(
+                f"vae_crop {self.vae_crop}: at most image_size and a multiple of "
+                f"{self.downsampling}"
+            )
+
+    @property
+    def downsampling(self) -> int:
+        levels = len(self.vae_channels) - (self.autoencoder == "kl")
+        return 2**levels
 
     @property
     def latent_size(self) -> int:
-        return self.image_size // 2 ** (len(self.vae_channels) - 1)
+        return self.image_size // self.downsampling
 
     def replace(self, **overrides: Any) -> GeneratorConfig:
         """A copy with fields overridden; values given as text (from a command line) are parsed."""
@@ -80,7 +143,7 @@ class GeneratorConfig:
 
     @classmethod
     def from_json(cls, text: str) -> GeneratorConfig:
-        data = json.loads(text)
+        data = {**LEGACY, **json.loads(text)}
         tuples = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple")}
         return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
 
@@ -95,9 +158,34 @@ def _parse(text: str, current: Any) -> Any:
     return type(current)(text)
 
 
+# The cpu recipe before the fidelity work (November 2026): the KL autoencoder trained with L1
+# alone on whole tiles, DDPM epsilon-prediction, fp32, no pooled prompt. Kept so that
+# bench/fidelity.py can put the old recipe beside the new one at the same budget.
+CPU_V1 = GeneratorConfig(
+    autoencoder="kl",
+    vae_channels=(16, 32, 64),
+    latent_channels=4,
+    vae_steps=400,
+    vae_crop=0,
+    vae_batch_size=0,
+    vae_time_share=0.3,
+    pooled_text=False,
+    objective="ddpm",
+    unet_lr=3e-4,
+    lr_warmup_steps=0,
+    lr_schedule="constant",
+    ema_warmup=False,
+    mixed_precision="no",
+)
+
 PRESETS: dict[str, GeneratorConfig] = {
     "tiny": GeneratorConfig(
-        vae_channels=(8, 16, 16),
+        vae_channels=(8, 16),
+        vae_encoder_blocks=(1, 1),
+        vae_decoder_blocks=(1, 1),
+        latent_channels=4,
+        vae_crop=0,
+        vae_batch_size=8,
         unet_channels=(16, 32, 32),
         attention_head_dim=8,
         vae_steps=10,
@@ -105,16 +193,22 @@ PRESETS: dict[str, GeneratorConfig] = {
         batch_size=8,
         checkpoint_every=5,
         ema_decay=0.9,
+        mixed_precision="no",  # tests compare exact numbers
     ),
-    "cpu": GeneratorConfig(),
+    # 10 minutes on a 2-core VM with AMX buy about 700 autoencoder + 1,300 denoiser steps;
+    # fewer than 300 + 600 make noise, not tiles (docs/BENCHMARKS.md)
+    "cpu": GeneratorConfig(min_vae_steps=300, min_unet_steps=600),
+    "cpu-v1": CPU_V1,
     # paper-scale training (all of PCam train, batch 256, 100k steps) on a UNet sized to the
     # 1,000 tiles/s target: 29 M parameters, 5.7 GFLOP a row. The first gpu preset (100 M,
     # (128, 256, 512) with attention on every level) costs 16 GFLOP a row, and its roofline
     # on an H100 is 656 tiles/s even with every elementwise pass fused (bench/roofline.py)
     "gpu": GeneratorConfig(
-        vae_channels=(64, 128, 128),
-        vae_layers_per_block=2,
-        vae_steps=6000,
+        vae_channels=(64, 128),
+        vae_encoder_blocks=(2, 3),
+        vae_decoder_blocks=(3, 4),
+        vae_steps=20000,
+        vae_batch_size=256,
         unet_channels=(128, 192, 256),
         unet_attention=(False, False, True),
         unet_layers_per_block=2,
@@ -122,7 +216,8 @@ PRESETS: dict[str, GeneratorConfig] = {
         unet_steps=100000,
         batch_size=256,
         unet_lr=2e-4,
-        mixed_precision="bf16",
+        lr_warmup_steps=1000,
+        lr_schedule="cosine",
         checkpoint_every=2000,
     ),
 }

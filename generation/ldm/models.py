@@ -7,19 +7,31 @@ from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
     DPMSolverMultistepScheduler,
+    EDMDPMSolverMultistepScheduler,
+    EDMEulerScheduler,
     UNet2DConditionModel,
 )
 
+from generation.ldm.autoencoder import TileAutoencoder
 from generation.ldm.config import GeneratorConfig
 
 SCHEDULERS = ("dpm++", "ddim")
+# EDM's noise range (Karras et al. 2022) for latents standardised to unit variance
+EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_SIGMA_DATA = 0.002, 80.0, 1.0
 
 
 def _groups(channels: tuple[int, ...]) -> int:
     return min(32, min(channels))
 
 
-def build_autoencoder(config: GeneratorConfig) -> AutoencoderKL:
+def build_autoencoder(config: GeneratorConfig) -> TileAutoencoder | AutoencoderKL:
+    if config.autoencoder == "residual":
+        return TileAutoencoder(
+            channels=config.vae_channels,
+            latent_channels=config.latent_channels,
+            encoder_blocks=config.vae_encoder_blocks,
+            decoder_blocks=config.vae_decoder_blocks,
+        )
     levels = len(config.vae_channels)
     return AutoencoderKL(
         in_channels=3,
@@ -52,6 +64,16 @@ def build_unet(config: GeneratorConfig) -> UNet2DConditionModel:
             max(1, c // config.attention_head_dim) for c in config.unet_channels
         ),
         norm_num_groups=_groups(config.unet_channels),
+        # the pooled prompt embedding, projected and added to the timestep embedding: a
+        # global conditioning signal the denoiser picks up far sooner than cross-attention
+        **(
+            {
+                "class_embed_type": "projection",
+                "projection_class_embeddings_input_dim": config.text_dim,
+            }
+            if config.pooled_text
+            else {}
+        ),
     )
 
 
@@ -63,8 +85,25 @@ def training_scheduler(config: GeneratorConfig) -> DDPMScheduler:
     )
 
 
+def edm_scheduler(config: GeneratorConfig) -> EDMDPMSolverMultistepScheduler:
+    """The EDM sampler (DPM-Solver++ 2M on Karras sigmas) for an `edm` denoiser."""
+    return EDMDPMSolverMultistepScheduler(
+        sigma_min=EDM_SIGMA_MIN,
+        sigma_max=EDM_SIGMA_MAX,
+        sigma_data=EDM_SIGMA_DATA,
+        num_train_timesteps=config.num_train_timesteps,
+        prediction_type="epsilon",  # EDM's F-parameterisation: c_skip x + c_out F
+    )
+
+
 def sampling_scheduler(name: str, train: dict):
     """A sampler for the noise schedule `train` (a training scheduler's config) was trained on."""
+    if "sigma_data" in train:  # an `edm` denoiser (DDPM schedules have no sigma_data)
+        if name == "dpm++":
+            return EDMDPMSolverMultistepScheduler.from_config(train)
+        if name == "ddim":  # deterministic Euler on the same sigmas: DDIM's EDM counterpart
+            return EDMEulerScheduler.from_config(train)
+        raise ValueError(f"unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")
     if name == "dpm++":
         return DPMSolverMultistepScheduler.from_config(train, algorithm_type="dpmsolver++")
     if name == "ddim":

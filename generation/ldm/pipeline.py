@@ -10,10 +10,12 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from generation.ldm import sd
+from generation.ldm.autoencoder import TileAutoencoder
+from generation.ldm.codec import LatentCodec
 from generation.ldm.config import GeneratorConfig
 from generation.ldm.digest import files_sha256
-from generation.ldm.models import sampling_scheduler, training_scheduler
-from generation.ldm.text import FrozenTextEncoder, trim_padding
+from generation.ldm.models import edm_scheduler, sampling_scheduler, training_scheduler
+from generation.ldm.text import FrozenTextEncoder, pooled, trim_padding
 
 META = "histostudy.json"
 
@@ -47,8 +49,13 @@ class TilePipeline:
             if self.config.backbone == "sd-finetune":
                 self._load_stable_diffusion_parts(device, text)
             else:
-                self.vae = AutoencoderKL.from_pretrained(directory / "vae").to(device).eval()
-                self.schedule = dict(training_scheduler(self.config).config)
+                kind = TileAutoencoder if self.config.autoencoder == "residual" else AutoencoderKL
+                self.vae = kind.from_pretrained(directory / "vae").to(device).eval()
+                self.schedule = dict(
+                    edm_scheduler(self.config).config
+                    if self.config.objective == "edm"
+                    else training_scheduler(self.config).config
+                )
                 self.latent_shape = (self.config.latent_channels, self.config.latent_size)
                 self.text = text or FrozenTextEncoder(max_tokens=self.config.text_max_tokens)
         except PipelineError:
@@ -63,7 +70,10 @@ class TilePipeline:
             raise PipelineError(f"precision {precision!r}: expected fp32 or bf16")
         self.precision = precision
         self.device = device
-        self.scaling_factor = float(self.meta["scaling_factor"])
+        self.codec = LatentCodec.from_meta(self.vae, self.meta)
+        if self.codec.deterministic and not self.codec.fitted:
+            raise PipelineError(f"{meta_path}: no latent_shift / latent_scale for the autoencoder")
+        self.pooled = getattr(self.unet.config, "class_embed_type", None) == "projection"
         if device.type == "cuda":  # cuDNN's convolutions are fastest on NHWC tensors
             self.unet.to(memory_format=torch.channels_last)
             self.vae.to(memory_format=torch.channels_last)
@@ -73,7 +83,7 @@ class TilePipeline:
         # rounded up to 16 tokens, are new shapes), so it pays off on large cohorts only
         self.compiled = compiled
         self._unet = torch.compile(self.unet) if compiled else self.unet
-        self._decode = torch.compile(self.vae.decode) if compiled else self.vae.decode
+        self._decode = torch.compile(self.codec.decode) if compiled else self.codec.decode
 
     def _load_stable_diffusion_parts(self, device: torch.device, text) -> None:
         """The frozen VAE, text encoder and schedule from the base folder the UNet was tuned
@@ -130,28 +140,55 @@ class TilePipeline:
         latents = self.initial_latents(seeds) * sched.init_noise_sigma
         cond, cond_mask = self.text.encode(prompts)
         uncond, uncond_mask = self.text.encode([""] * len(prompts))
+        states, mask = torch.cat([uncond, cond]), torch.cat([uncond_mask, cond_mask])
+        summary = pooled(states, mask).to(self.device) if self.pooled else None  # (2B, 384)
         states, mask = trim_padding(
-            torch.cat([uncond, cond]),
-            torch.cat([uncond_mask, cond_mask]),
-            multiple=16 if self.compiled else 1,  # few prompt lengths: few recompilations
+            states,
+            mask,
+            multiple=16 if self.compiled else 1,  # few lengths: few recompilations
         )
         states = states.to(self.device)  # (2B, T, D): 384 MiniLM, 768 CLIP
         mask = None if mask is None else mask.to(self.device)
-        # bf16: the networks run under autocast; the sampler's arithmetic stays in fp32
-        autocast = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
-        )
         for t in sched.timesteps:
             model_in = sched.scale_model_input(torch.cat([latents, latents]), t)
-            with autocast:
+            with self._autocast():
                 pred = self._unet(
-                    model_in, t, encoder_hidden_states=states, encoder_attention_mask=mask
+                    model_in,
+                    t,
+                    encoder_hidden_states=states,
+                    encoder_attention_mask=mask,
+                    class_labels=summary,
                 ).sample.float()
             pred_uncond, pred_cond = pred.chunk(2)
             pred = pred_uncond + guidance * (pred_cond - pred_uncond)
             latents = sched.step(pred, t, latents).prev_sample
-        with autocast:
-            images = self._decode((latents / self.scaling_factor).to(self.vae.dtype)).sample
+        with self._autocast():
+            images = self._decode(latents.to(self.vae.dtype))
+        return self._to_uint8(images)
+
+    def _autocast(self):
+        """bf16: the networks run under autocast; the sampler's arithmetic stays in fp32."""
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
+
+    def _to_uint8(self, images: torch.Tensor) -> np.ndarray:
         images = sd.downsample(images.float(), self.config.image_size)  # (B, 3, 96, 96), ~[-1, 1]
         images = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return images.permute(0, 2, 3, 1).cpu().numpy()
+
+    @torch.inference_mode()
+    def reconstruct(self, tiles: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """(N, 96, 96, 3) uint8 -> the autoencoder's encode-decode of each tile (the code, or a
+        KL posterior's mean), at the base model's resolution for sd-finetune: the ceiling that
+        no denoiser on this autoencoder can pass."""
+        out = []
+        for start in range(0, len(tiles), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(tiles[start : start + batch_size]))
+            x = x.permute(0, 3, 1, 2).float().div(127.5).sub(1)  # (B, 3, 96, 96) in [-1, 1]
+            if self.config.backbone == "sd-finetune":
+                x = sd.upsample(x, self.config.sd_resolution)
+            with self._autocast():
+                images = self.codec.decode(self.codec.encode(x.to(self.device, self.vae.dtype)))
+            out.append(self._to_uint8(images))
+        return np.concatenate(out) if out else np.zeros((0, 96, 96, 3), np.uint8)

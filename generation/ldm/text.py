@@ -78,3 +78,10 @@ def trim_padding(
     length = min(-(-length // multiple) * multiple, states.shape[1])
     states, mask = states[:, :length], mask[:, :length]
     return states, (None if bool(mask.bool().all()) else mask)
+
+
+def pooled(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) hidden states, (B, T) mask -> (B, D) mean over the attended tokens, as
+    sentence-transformers pools MiniLM into one prompt embedding."""
+    weights = mask.to(states.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)

@@ -26,9 +26,17 @@ from diffusers.training_utils import EMAModel
 from tqdm import tqdm
 
 from generation.ldm import sd
+from generation.ldm.autoencoder import TileAutoencoder
+from generation.ldm.codec import LatentCodec
 from generation.ldm.config import GeneratorConfig
-from generation.ldm.models import build_autoencoder, build_unet, training_scheduler
-from generation.ldm.text import FrozenTextEncoder, trim_padding
+from generation.ldm.models import (
+    EDM_SIGMA_DATA,
+    build_autoencoder,
+    build_unet,
+    training_scheduler,
+)
+from generation.ldm.precision import resolve_precision
+from generation.ldm.text import FrozenTextEncoder, pooled, trim_padding
 
 CHECKPOINT = "checkpoint"
 STATE = "state.pt"
@@ -78,19 +86,47 @@ def sampling_weights(prompts: list[str], balance: bool) -> torch.Tensor:
     return torch.tensor([1.0 / counts[p] for p in prompts])
 
 
+class BudgetError(ValueError):
+    """A time budget that buys fewer steps than the config's minimum: no generator is made."""
+
+
 class AutoencoderLoss(torch.nn.Module):
     """The autoencoder's training loss as one forward pass: under several processes the
     gradients are averaged by DistributedDataParallel, which only sees a wrapped forward()."""
 
-    def __init__(self, vae: torch.nn.Module, kl_weight: float) -> None:
+    def __init__(self, vae: torch.nn.Module, kl_weight: float, latent_noise: float = 0.0) -> None:
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
+        self.latent_noise = latent_noise
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, 96, 96) in [-1, 1]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, S, S) in [-1, 1]
+        if isinstance(self.vae, TileAutoencoder):  # deterministic codes; L1 keeps edges
+            z = self.vae.encode(x)
+            if self.latent_noise:  # the decoder learns to map near-miss codes to clean tiles
+                z = z + noised_codes(z, self.latent_noise)
+            return F.l1_loss(self.vae.decode(z).float(), x)
         posterior = self.vae.encode(x).latent_dist
         recon = self.vae.decode(posterior.sample()).sample
-        return F.l1_loss(recon, x) + self.kl_weight * posterior.kl().mean()
+        return F.l1_loss(recon.float(), x) + self.kl_weight * posterior.kl().mean()
+
+
+def noised_codes(z: torch.Tensor, scale: float) -> torch.Tensor:
+    """Noise for decoder training (noise-augmented decoding, Zheng et al. 2025, "Diffusion
+    Transformers with Representation Autoencoders"): per tile, Gaussian noise of a standard
+    deviation drawn uniformly in [0, scale] times the codes' own standard deviation, so the
+    decoder sees the near-miss codes a sampler ends on. The noise level carries no gradient."""
+    sigma = torch.rand(len(z), 1, 1, 1, device=z.device) * scale * z.detach().float().std()
+    return (sigma * torch.randn_like(z, dtype=torch.float32)).to(z.dtype)
+
+
+def learning_rate(base: float, step: int, planned: int, warmup: int, schedule: str) -> float:
+    """Linear warm-up over `warmup` steps, then constant or cosine down to 10% at `planned`."""
+    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if schedule == "cosine" and planned > warmup:
+        done = min(1.0, max(0.0, (step - warmup) / (planned - warmup)))
+        factor *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
+    return base * factor
 
 
 class Trainer:
@@ -108,11 +144,11 @@ class Trainer:
         self.out_dir = out_dir
         self.log = log
         self.progress = progress
+        cuda = torch.cuda.is_available()
+        self.precision = resolve_precision(config.mixed_precision, cuda)
         # cpu=True without a GPU, so that `accelerate launch` on a CPU-only machine still forms
         # one process group (gloo) instead of N processes that each train alone
-        self.accelerator = Accelerator(
-            mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available()
-        )
+        self.accelerator = Accelerator(mixed_precision=self.precision, cpu=not cuda)
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.sd = config.backbone == "sd-finetune"
@@ -123,31 +159,49 @@ class Trainer:
             self.vae = sd.load_vae(base).to(self.accelerator.device)
             self.unet = sd.load_unet(base)
             self.noise = DDPMScheduler.from_config(sd.load_scheduler_config(base))
-            self.scaling_factor = float(self.vae.config.scaling_factor)
+            self.codec = LatentCodec(self.vae, float(self.vae.config.scaling_factor))
         else:
             self.text = text_encoder or FrozenTextEncoder(max_tokens=config.text_max_tokens)
             self.vae = build_autoencoder(config)
             self.unet = build_unet(config)
             self.noise = training_scheduler(config)
-            self.scaling_factor = 1.0
+            self.codec = LatentCodec(self.vae)
+        self.edm = config.objective == "edm" and not self.sd
         self.unet_opt = torch.optim.AdamW(
             self.unet.parameters(), lr=config.unet_lr, weight_decay=1e-2
         )
-        self.ema = EMAModel(self.unet.parameters(), decay=config.ema_decay)
+        self.ema = EMAModel(
+            self.unet.parameters(),
+            decay=config.ema_decay,
+            use_ema_warmup=config.ema_warmup,
+            inv_gamma=1.0,
+            power=3 / 4,
+        )
         self.vae_step = 0
         # by its step count or its share of --max-minutes; a frozen autoencoder is finished
         self.vae_finished = self.sd
         self.unet_step = 0
+        # steps each phase will take: the config's, or what a time budget buys at the speed
+        # measured on this machine (fixed once, so the learning-rate schedule can end on time)
+        self.plan = {"autoencoder": config.vae_steps, "denoiser": config.unet_steps}
+        self.planned = {"autoencoder": False, "denoiser": False}
         self.losses: list[tuple[str, int, float]] = []
         self.weights = sampling_weights(data.prompts, config.balance)
         if self.sd:
             self.vae_loss = self.vae_opt = None
             self.unet, self.unet_opt = self.accelerator.prepare(self.unet, self.unet_opt)
         else:
-            # self.vae stays the bare autoencoder (the loss module holds the same parameters)
-            self.vae_opt = torch.optim.AdamW(self.vae.parameters(), lr=config.vae_lr)
+            # self.vae stays the bare autoencoder (the loss module holds the same parameters);
+            # the KL autoencoder of earlier generators keeps the optimiser it was trained with
+            residual = config.autoencoder == "residual"
+            self.vae_opt = torch.optim.AdamW(
+                self.vae.parameters(),
+                lr=config.vae_lr,
+                betas=(0.9, 0.99) if residual else (0.9, 0.999),
+                weight_decay=0.0 if residual else 1e-2,
+            )
             self.vae_loss, self.unet, self.vae_opt, self.unet_opt = self.accelerator.prepare(
-                AutoencoderLoss(self.vae, config.vae_kl_weight),
+                AutoencoderLoss(self.vae, config.vae_kl_weight, config.vae_latent_noise),
                 self.unet,
                 self.vae_opt,
                 self.unet_opt,
@@ -155,28 +209,88 @@ class Trainer:
 
     # --- batches --------------------------------------------------------------------------
 
-    def _indices(self) -> torch.Tensor:
+    def _indices(self, total: int | None = None) -> torch.Tensor:
         """This process's share of one global batch, drawn with the seeded generator."""
-        total = self.config.batch_size
+        total = total or self.config.batch_size
         picks = torch.multinomial(self.weights, total, replacement=True, generator=self.generator)
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         return picks[rank::world]
 
+    def _autoencoder_batch(self) -> torch.Tensor:
+        """Tiles, or random crops of vae_crop px (at multiples of the downsampling, so a crop's
+        code is the tile code's crop), each rotated or flipped: (B, 3, crop, crop)."""
+        cfg = self.config
+        x = to_unit(self.data.tiles[self._indices(cfg.vae_batch_size or None).numpy()])
+        crop, size = cfg.vae_crop, cfg.image_size
+        if crop and crop < size:
+            grid = (size - crop) // cfg.downsampling + 1
+            offsets = torch.randint(0, grid, (len(x), 2), generator=self.generator)
+            offsets *= cfg.downsampling
+            x = torch.stack(
+                [
+                    t[:, i : i + crop, j : j + crop]
+                    for t, (i, j) in zip(x, offsets.tolist(), strict=True)
+                ]
+            )
+        return dihedral(x, self.generator)
+
+    # --- budgets --------------------------------------------------------------------------
+
+    def _plan_phase(self, phase: str, step: int, session: list[float], until: float) -> None:
+        """With a deadline, fix the phase's step count from the speed of this session's steps
+        3 to 13 (the first steps warm caches up) and refuse a budget below the minimum."""
+        if self.planned[phase] or not math.isfinite(until) or len(session) < 13:
+            return
+        rate = 10 / max(session[12] - session[2], 1e-9)  # steps per second
+        plan = min(self.plan[phase], step + int(rate * max(0.0, until - time.monotonic())))
+        if self.accelerator.num_processes > 1:  # one plan for all, or some would wait for ever
+            plans = self.accelerator.gather(torch.tensor([plan], device=self.accelerator.device))
+            plan = int(plans.min())
+        self.plan[phase] = plan
+        self.planned[phase] = True
+        self._check_budget(phase, self.plan[phase], "would reach")
+
+    def _check_budget(
+        self, phase: str, steps: int, verb: str, where: str = " in this time budget"
+    ) -> None:
+        needed = self.config.min_vae_steps if phase == "autoencoder" else self.config.min_unet_steps
+        field = "min_vae_steps" if phase == "autoencoder" else "min_unet_steps"
+        if steps >= needed:
+            return
+        advice = (
+            f"give it about {needed / max(steps, 1):.1f} times the time, or more"
+            if where
+            else f"ask for at least {needed}"
+        )
+        raise BudgetError(
+            f"the {phase} {verb} {steps} steps{where}, fewer than the {needed} it needs "
+            f"(the preset's {field}); {advice}"
+        )
+
+    def _lr(self, optimizer, base: float, phase: str, step: int) -> None:
+        lr = learning_rate(
+            base, step, self.plan[phase], self.config.lr_warmup_steps, self.config.lr_schedule
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
     # --- phase 1: autoencoder -------------------------------------------------------------
 
     def train_autoencoder(self, until: float) -> None:
-        cfg, device = self.config, self.accelerator.device
+        cfg = self.config
+        device = self.accelerator.device
         self.vae_loss.train()
+        session: list[float] = []
         bar = tqdm(
-            total=cfg.vae_steps,
+            total=self.plan["autoencoder"],
             initial=self.vae_step,
             desc="autoencoder",
             disable=not (self.progress and self.accelerator.is_main_process),
         )
         with bar:
-            while self.vae_step < cfg.vae_steps and not self._out_of_time(until):
-                x = dihedral(to_unit(self.data.tiles[self._indices().numpy()]), self.generator)
-                x = x.to(device)  # (B, 3, 96, 96)
+            while self.vae_step < self.plan["autoencoder"] and not self._out_of_time(until):
+                x = self._autoencoder_batch().to(device)  # (B, 3, crop, crop)
+                self._lr(self.vae_opt, cfg.vae_lr, "autoencoder", self.vae_step)
                 with self.accelerator.autocast():
                     loss = self.vae_loss(x)
                 self.accelerator.backward(loss)
@@ -184,63 +298,62 @@ class Trainer:
                 self.vae_opt.zero_grad(set_to_none=True)
                 self.vae_step += 1
                 self._record("autoencoder", self.vae_step, loss, bar)
+                session.append(time.monotonic())
+                self._plan_phase("autoencoder", self.vae_step, session, until)
+                bar.total = self.plan["autoencoder"]
                 if self.vae_step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
 
     # --- phase 2: denoiser ----------------------------------------------------------------
 
     @torch.no_grad()
-    def encode_latents(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and std of every tile, once: the denoiser then trains on latents."""
-        vae = self.vae.eval()
+    def encode_latents(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Codes of every tile, once (a KL autoencoder's posterior mean and std): the denoiser
+        then trains on latents. The codec's normalisation is fitted to them."""
+        self.vae.eval()
         means, stds = [], []
         for start in range(0, len(self.data.tiles), 256):
             x = to_unit(self.data.tiles[start : start + 256]).to(self.accelerator.device)
-            dist = vae.encode(x).latent_dist
-            means.append(dist.mean.float().cpu())
-            stds.append(dist.std.float().cpu())
-        mean, std = torch.cat(means), torch.cat(stds)  # (N, 4, 24, 24) each
-        if self.unet_step == 0 or self.scaling_factor == 1.0:
-            self.scaling_factor = float(1.0 / mean.std().clamp_min(1e-6))
+            with self.accelerator.autocast():
+                mean, std = self.codec.moments(x)
+            means.append(mean.float().cpu())
+            if std is not None:
+                stds.append(std.float().cpu())
+        mean = torch.cat(means)  # (N, C, 24, 24)
+        std = torch.cat(stds) if stds else None
+        if self.unet_step == 0 or not self.codec.fitted:
+            self.codec.fit(mean)
         return mean, std
 
     def train_denoiser(self, until: float) -> None:
         cfg, device = self.config, self.accelerator.device
         latents = None if self.sd else self.encode_latents()
         self.unet.train()
+        session: list[float] = []
         bar = tqdm(
-            total=cfg.unet_steps,
+            total=self.plan["denoiser"],
             initial=self.unet_step,
             desc="denoiser",
             disable=not (self.progress and self.accelerator.is_main_process),
         )
         with bar:
-            while self.unet_step < cfg.unet_steps and not self._out_of_time(until):
+            while self.unet_step < self.plan["denoiser"] and not self._out_of_time(until):
                 idx = self._indices()
-                z = self._latents(idx, latents)  # (B, 4, 24, 24) compact, (B, 4, 64, 64) SD 512
+                z = self._latents(idx, latents)  # (B, 8, 24, 24) compact, (B, 4, 64, 64) SD 512
                 prompts = [self.data.prompts[i] for i in idx.tolist()]
                 drop = torch.rand(len(prompts), generator=self.generator) < cfg.cfg_dropout
-                states, mask = trim_padding(
-                    *self.text.encode(["" if d else p for d, p in zip(drop, prompts, strict=True)])
+                states, mask = self.text.encode(
+                    ["" if d else p for d, p in zip(drop, prompts, strict=True)]
                 )
+                summary = pooled(states, mask).to(device) if cfg.pooled_text else None
+                states, mask = trim_padding(states, mask)
                 noise = torch.randn(z.shape, generator=self.generator).to(device)
-                t = torch.randint(
-                    0, cfg.num_train_timesteps, (len(z),), generator=self.generator
-                ).to(device)
-                noisy = self.noise.add_noise(z, noise, t)
-                target = (
-                    noise
-                    if cfg.prediction_type == "epsilon"
-                    else self.noise.get_velocity(z, noise, t)
-                )
+                self._lr(self.unet_opt, cfg.unet_lr, "denoiser", self.unet_step)
                 with self.accelerator.autocast():
-                    pred = self.unet(
-                        noisy,
-                        t,
-                        encoder_hidden_states=states.to(device),
-                        encoder_attention_mask=None if mask is None else mask.to(device),
-                    ).sample
-                    loss = F.mse_loss(pred.float(), target.float())
+                    loss = self._denoising_loss(
+                        z, noise, states.to(device), None if mask is None else mask.to(device),
+                        summary,
+                    )  # fmt: skip
                 self.accelerator.backward(loss)
                 self.accelerator.clip_grad_norm_(self.unet.parameters(), 1.0)
                 self.unet_opt.step()
@@ -248,24 +361,71 @@ class Trainer:
                 self.ema.step(self.accelerator.unwrap_model(self.unet).parameters())
                 self.unet_step += 1
                 self._record("denoiser", self.unet_step, loss, bar)
+                session.append(time.monotonic())
+                self._plan_phase("denoiser", self.unet_step, session, until)
+                bar.total = self.plan["denoiser"]
                 if self.unet_step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
 
-    def _latents(
-        self, idx: torch.Tensor, precomputed: tuple[torch.Tensor, torch.Tensor] | None
+    def _denoising_loss(
+        self,
+        z: torch.Tensor,
+        noise: torch.Tensor,
+        states: torch.Tensor,
+        mask: torch.Tensor | None,
+        summary: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Scaled latents of the tiles `idx`, randomly rotated or flipped, on the device: drawn
-        from the precomputed posteriors (compact), or encoded now at the base model's
-        resolution by its frozen VAE (sd-finetune; too large to keep for every tile)."""
+        """EDM: D(x) = c_skip x + c_out F(c_in x, ln(sigma) / 4) with log-normal sigmas and the
+        loss weight 1 / c_out^2 folded into F's target; DDPM: epsilon or v, optionally weighted
+        by min(SNR, gamma) (Hang et al. 2023)."""
+        cfg = self.config
+        n = len(z)
+        if self.edm:
+            draw = torch.randn(n, generator=self.generator).to(z.device)
+            sigma = (draw * cfg.edm_p_std + cfg.edm_p_mean).exp().view(n, 1, 1, 1)
+            noisy = z + sigma * noise
+            root = (sigma**2 + EDM_SIGMA_DATA**2).sqrt()
+            c_skip = EDM_SIGMA_DATA**2 / root**2
+            c_out = sigma * EDM_SIGMA_DATA / root
+            pred = self._unet(noisy / root, sigma.flatten().log() / 4, states, mask, summary)
+            return F.mse_loss(pred.float(), ((z - c_skip * noisy) / c_out).float())
+        t = torch.randint(0, cfg.num_train_timesteps, (n,), generator=self.generator)
+        t = t.to(z.device)
+        noisy = self.noise.add_noise(z, noise, t)
+        velocity = cfg.prediction_type == "v_prediction"
+        target = self.noise.get_velocity(z, noise, t) if velocity else noise
+        pred = self._unet(noisy, t, states, mask, summary)
+        per_tile = ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3))
+        if cfg.min_snr_gamma:
+            alphas = self.noise.alphas_cumprod.to(z.device)[t]
+            snr = alphas / (1 - alphas)
+            per_tile = per_tile * snr.clamp(max=cfg.min_snr_gamma) / (snr + velocity if velocity
+                                                                       else snr)  # fmt: skip
+        return per_tile.mean()
+
+    def _unet(self, x, t, states, mask, summary) -> torch.Tensor:
+        return self.unet(
+            x, t, encoder_hidden_states=states, encoder_attention_mask=mask, class_labels=summary
+        ).sample
+
+    def _latents(
+        self, idx: torch.Tensor, precomputed: tuple[torch.Tensor, torch.Tensor | None] | None
+    ) -> torch.Tensor:
+        """Normalised latents of the tiles `idx`, randomly rotated or flipped, on the device:
+        the precomputed codes (a KL autoencoder's drawn from its posterior), or encoded now at
+        the base model's resolution by its frozen VAE (sd-finetune; too large to keep for
+        every tile)."""
         if precomputed is None:
             x = to_unit(self.data.tiles[idx.numpy()])
             x = sd.upsample(x, self.config.sd_resolution).to(self.accelerator.device)
             with torch.no_grad():
-                z = self.vae.encode(x).latent_dist.sample() * self.scaling_factor
-            return dihedral(z, self.generator)
+                z = self.vae.encode(x).latent_dist.sample()
+            return dihedral(self.codec.normalise(z), self.generator)
         mean, std = precomputed
-        z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=self.generator)
-        return dihedral(z * self.scaling_factor, self.generator).to(self.accelerator.device)
+        z = mean[idx]
+        if std is not None:
+            z = z + std[idx] * torch.randn(z.shape, generator=self.generator)
+        return dihedral(self.codec.normalise(z), self.generator).to(self.accelerator.device)
 
     def _out_of_time(self, until: float) -> bool:
         """Whether the time is up, agreed by every process: one that stopped alone would leave
@@ -305,7 +465,9 @@ class Trainer:
                 "vae_step": self.vae_step,
                 "vae_finished": self.vae_finished,
                 "unet_step": self.unet_step,
-                "scaling_factor": self.scaling_factor,
+                "codec": self.codec.state(),
+                "plan": self.plan,
+                "planned": self.planned,
                 "generator": self.generator.get_state(),
                 # torch's global generators: the autoencoder samples its posterior from them
                 "torch_rng": torch.get_rng_state(),
@@ -327,7 +489,9 @@ class Trainer:
             raise ValueError(
                 f"{path}: corrupt checkpoint ({exc}); delete it to start over"
             ) from exc
-        if state["config"] != self.config.to_json():
+        # compared as configs, so a checkpoint written before a field existed matches its
+        # LEGACY meaning
+        if GeneratorConfig.from_json(state["config"]) != self.config:
             raise ValueError(
                 f"{path}: the checkpoint was trained with another config; use it or delete it"
             )
@@ -339,7 +503,12 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.vae_step, self.unet_step = state["vae_step"], state["unet_step"]
         self.vae_finished = state["vae_finished"]
-        self.scaling_factor = state["scaling_factor"]
+        if "codec" in state:
+            self.codec = LatentCodec.from_meta(self.vae, state["codec"])
+        else:  # written before the codec: one scaling factor
+            self.codec = LatentCodec(self.vae, state["scaling_factor"])
+        self.plan = state.get("plan", self.plan)
+        self.planned = state.get("planned", self.planned)
         self.generator.set_state(state["generator"])
         if "torch_rng" in state:  # absent from checkpoints written before it was saved
             torch.set_rng_state(state["torch_rng"])
@@ -351,18 +520,25 @@ class Trainer:
     # --- the whole run --------------------------------------------------------------------
 
     def run(self, max_minutes: float | None = None, resume: bool = False) -> TrainResult:
+        """Both phases within `max_minutes` (the autoencoder gets vae_time_share of it).
+        BudgetError when the budget buys fewer steps than the config's minimum."""
         started = time.monotonic()
         until = started + 60 * max_minutes if max_minutes else math.inf
+        # steps asked for below the minimum fail now, not after training
+        self._check_budget("autoencoder", self.config.vae_steps, "is set to", "")
+        self._check_budget("denoiser", self.config.unet_steps, "is set to", "")
         if resume and self.load_checkpoint():
             self.log(f"resumed at autoencoder step {self.vae_step}, denoiser step {self.unet_step}")
         if not self.vae_finished:
             vae_until = started + (until - started) * self.config.vae_time_share
             self.train_autoencoder(min(until, vae_until) if max_minutes else until)
+            self._check_budget("autoencoder", self.vae_step, "reached")
             # the denoiser learns this autoencoder's latents, so it is final from here on
             self.vae_finished = self.vae_step >= self.config.vae_steps or bool(max_minutes)
             self.save_checkpoint()
         if self.vae_finished:
             self.train_denoiser(until)
+            self._check_budget("denoiser", self.unet_step, "reached")
         self.save_checkpoint()
         done = self.vae_finished and self.unet_step >= self.config.unet_steps
         return TrainResult(
@@ -390,7 +566,8 @@ class Trainer:
         unet.save_pretrained(directory / "unet")
         meta = {
             "config": json.loads(self.config.to_json()),
-            "scaling_factor": self.scaling_factor,
+            **self.codec.state(),
+            "precision": self.precision,
             "vae_steps": self.vae_step,
             "unet_steps": self.unet_step,
             **extra,

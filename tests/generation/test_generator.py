@@ -343,3 +343,24 @@ def test_registry_and_cohort_in_admin(tiny_generator, admin_client, client):
     detail = admin_client.get(reverse("admin:generation_cohort_change", args=[cohort.pk]))
     assert detail.status_code == 200 and b"<th>cluster</th>" in detail.content
     assert detail.content.count(b"image-rendering: pixelated") == 8
+
+
+def test_a_budget_too_short_for_the_minimum_steps_fails_and_keeps_nothing(annotated):
+    with pytest.raises(generators.GeneratorError) as caught:
+        train_generator(dataset=annotated, scheme="label", preset="tiny", name="short",
+                        overrides={"min_unet_steps": "50"}, progress=False)  # fmt: skip
+    message = str(caught.value)  # refused before any training
+    assert "the denoiser is set to 10 steps, fewer than the 50 it needs" in message
+    assert "min_unet_steps" in message and "ask for at least 50" in message
+    assert not Generator.objects.filter(name="short").exists()
+    assert not (generators.generators_root() / "short").exists()
+    # a time budget that buys too few steps: stopped with what it reached and what it needs
+    with pytest.raises(generators.GeneratorError) as caught:
+        train_generator(dataset=annotated, scheme="label", preset="tiny", name="short",
+                        overrides={"unet_steps": "100000", "min_unet_steps": "50000"},
+                        max_minutes=0.05, progress=False)  # fmt: skip
+    message = str(caught.value)
+    assert "in this time budget, fewer than the 50000 it needs" in message
+    assert "times the time" in message
+    assert not Generator.objects.filter(name="short").exists()
+    assert not (generators.generators_root() / "short").exists()

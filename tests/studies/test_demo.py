@@ -39,7 +39,9 @@ def run_demo(tmp_path: Path, pcam: Path, host: str = "127.0.0.1:8000") -> str:
         cases=6,
         practice=2,
         steps=2,
+        train_steps="10,10",
         train_minutes=1.0,
+        evaluate_size=4,
         accounts_file=tmp_path / "demo-accounts.json",
         host=host,
         stdout=out,
@@ -105,6 +107,7 @@ def test_second_run_reuses_everything_and_prints_the_same_logins(tmp_path, demo_
         "generation.annotation.annotate_dataset",
         "generation.generators.train_generator",
         "generation.generators.generate_cohort",
+        "generation.evaluation.evaluate_generator",
     ):
         monkeypatch.setattr(target, refuse)
     second = run_demo(tmp_path, demo_tiles)
@@ -113,6 +116,22 @@ def test_second_run_reuses_everything_and_prints_the_same_logins(tmp_path, demo_
     assert printed_login(second, "staff") == printed_login(first, "staff")
     assert (Tile.objects.count(), Generator.objects.count(), Study.objects.count()) == counts
     assert oct((tmp_path / "demo-accounts.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_no_study_opens_on_an_undertrained_generator(tmp_path, demo_tiles, monkeypatch):
+    """A time cap that bought too few steps, now or in an earlier run: an error saying what
+    the preset needs, and no cohort or study."""
+    from generation.ldm import config
+
+    output = run_demo(tmp_path, demo_tiles)
+    assert re.search(r"fidelity: FID [\d.]+ \(real-vs-real floor [\d.]+\) at 4 vs 4", output)
+    Study.objects.all().delete()
+    cohorts = Cohort.objects.count()
+    strict = config.PRESETS["tiny"].replace(min_unet_steps=500)
+    monkeypatch.setitem(config.PRESETS, "tiny", strict)
+    with pytest.raises(CommandError, match=r"10 autoencoder \+ 10 denoiser steps, fewer than"):
+        run_demo(tmp_path, demo_tiles)
+    assert not Study.objects.exists() and Cohort.objects.count() == cohorts
 
 
 def test_a_changed_password_is_renewed_and_printed(tmp_path, demo_tiles):

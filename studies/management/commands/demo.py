@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generation.ldm.config import PRESETS
 from generation.prompts import SCHEMES
-from studies.demo import DemoError, DemoOptions, run_demo
+from studies.demo import DEMO_STEPS, DemoError, DemoOptions, run_demo
 
 
 class Command(BaseCommand):
@@ -32,7 +32,16 @@ class Command(BaseCommand):
         parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
         parser.add_argument("--scheme", choices=SCHEMES, default="morphology")
         parser.add_argument(
-            "--train-minutes", type=float, default=10.0, help="generator training time bound"
+            "--train-steps",
+            default=",".join(map(str, DEMO_STEPS)),
+            metavar="AUTOENCODER,DENOISER",
+            help="the generator's training steps (default: about 10 minutes on a 2-core VM)",
+        )
+        parser.add_argument(
+            "--train-minutes", type=float, default=15.0, help="a cap on the training time"
+        )
+        parser.add_argument(
+            "--evaluate-size", type=int, default=200, help="synthetic tiles scored for FID"
         )
         parser.add_argument("--clusters", type=int, default=33, help="morphology clusters")
         parser.add_argument("--cohort-size", type=int, default=24, help="tiles per half")
@@ -50,6 +59,15 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         if float(options["train_minutes"]) <= 0:  # type: ignore[arg-type]
             raise CommandError("--train-minutes must be positive")
+        try:
+            vae_steps, unet_steps = (int(x) for x in str(options["train_steps"]).split(","))
+        except ValueError as exc:
+            raise CommandError(
+                f"--train-steps {options['train_steps']!r}: expected two positive integers, "
+                "AUTOENCODER,DENOISER"
+            ) from exc
+        if min(vae_steps, unet_steps) < 1:
+            raise CommandError("--train-steps: both step counts must be positive")
         demo = DemoOptions(
             pcam=options["pcam"],  # type: ignore[arg-type]
             accounts_file=options["accounts_file"],  # type: ignore[arg-type]
@@ -57,7 +75,9 @@ class Command(BaseCommand):
             download=not options["no_download"],
             preset=str(options["preset"]),
             scheme=str(options["scheme"]),
+            train_steps=(vae_steps, unet_steps),
             train_minutes=float(options["train_minutes"]),  # type: ignore[arg-type]
+            evaluate_size=int(options["evaluate_size"]),  # type: ignore[arg-type]
             clusters=int(options["clusters"]),  # type: ignore[arg-type]
             cohort_size=int(options["cohort_size"]),  # type: ignore[arg-type]
             cases=int(options["cases"]),  # type: ignore[arg-type]

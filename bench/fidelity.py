@@ -1,0 +1,270 @@
+"""Quality against training budget: the cpu preset trained for N minutes, scored as a user would.
+
+    .venv/bin/python bench/fidelity.py run --minutes 10 [--preset cpu] [--workdir DIR]
+    .venv/bin/python bench/fidelity.py table [--plot docs/fidelity-budget.png]
+
+`run` imports and annotates the PCam sample into --workdir (once), trains the preset on its
+train split for --minutes (named `bench-PRESET-Nm`; an existing one is reused), then measures:
+- evaluate_generator on split valid: --n synthetic vs --n held-out real tiles, the floor at the
+  same sizes, the autoencoder's rFID/PSNR/SSIM, label and morphology fidelity, the machine
+  readers and a classifier trained on the synthetic tiles alone;
+- the demo's criterion: FID of 300 synthetic tiles against 1,000 real ones (compute_fid), with
+  its floor at the same sizes;
+- sample grids: 64 synthetic tiles with their prompts and the real tiles of the same strata.
+Each run appends one JSON line (figures, steps, commit, machine, date) to
+docs/fidelity-runs.jsonl, so runs made at different times keep their commit. `table` prints
+every recorded run against the targets and draws the quality-versus-budget plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from io import StringIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RUNS = ROOT / "docs" / "fidelity-runs.jsonl"
+# the targets of the fidelity issue for the cpu preset trained 60 minutes, 1,000 vs 1,000
+TARGETS = {
+    "fid": ("<=", 80.0),
+    "precision": (">=", 0.30),
+    "recall": (">=", 0.10),
+    "label_auc": (">=", 0.85),
+    "reader_auc": ("<=", 0.90),
+    "utility_auc": (">=", 0.75),
+    "rfid_over_floor": ("<=", 2.0),
+}
+
+
+def setup(workdir: Path, pcam: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="histostudy.settings",
+        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        MEDIA_ROOT=str(workdir / "media"),
+        HISTOSTUDY_CACHE_DIR=str(workdir / "cache"),
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from generation.models import Dataset
+
+    call_command("migrate", verbosity=0)
+    if not Dataset.objects.filter(name="pcam-sample").exists():
+        call_command("import_tiles", str(pcam), dataset="pcam-sample", stdout=StringIO())
+        call_command("annotate_tiles", dataset="pcam-sample", stdout=StringIO())
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def machine() -> str:
+    import torch
+
+    from generation.ldm.precision import resolve_precision
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    cpu_bf16 = resolve_precision("auto", cuda=False) == "bf16"
+    return (
+        f"{platform.node()}: {os.cpu_count()} CPU cores{' with AMX' if cpu_bf16 else ''}, "
+        f"{gpu}, torch {torch.__version__}"
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    setup(args.workdir, args.pcam)
+    from django.core.management import call_command
+
+    from generation.evaluation import (
+        MEASURES,
+        EvaluationRequest,
+        evaluate_generator,
+        summary_dict,
+    )
+    from generation.experiment import sample_tiles
+    from generation.generators import generate_cohort, train_generator
+    from generation.models import Generator
+    from generation.plots import sample_grid, short_caption
+
+    overrides = dict(item.split("=", 1) for item in args.set)
+    name = args.name or f"bench-{args.preset}-{args.minutes:g}m"
+    if not Generator.objects.filter(name=name).exists():
+        train_generator(dataset="pcam-sample", scheme=args.scheme, preset=args.preset,
+                        name=name, overrides=overrides, max_minutes=args.minutes,
+                        resume=True)  # fmt: skip
+    generator = Generator.objects.get(name=name)
+    started = time.perf_counter()
+    skipped = set(args.skip.split(",")) if args.skip else set()
+    measures = tuple(m for m in MEASURES if m not in skipped)
+    request = EvaluationRequest(generator=name, size=args.n, seed=args.seed, measures=measures)
+    evaluation = evaluate_generator(request)
+    figures = summary_dict(evaluation)
+    small = f"{name}-valid-300"  # the demo's criterion: 300 synthetic vs 1,000 real
+    generate_cohort(generator=name, real_dataset="pcam-sample", split="valid", size=300,
+                    name=small, seed=args.seed)  # fmt: skip
+    out = StringIO()
+    call_command("compute_fid", cohort=small, floor=True, precision_recall=True,
+                 max_tiles=1000, json=True, stdout=out)  # fmt: skip
+    fid300, floor300 = json.loads(out.getvalue())
+    synthetic, real, prompts = sample_tiles(evaluation.cohort, 64)
+    captions = [short_caption(p) for p in prompts]
+    grids = ROOT / "docs" / "samples"
+    sample_grid(synthetic, captions, grids / f"{name}.png")
+    sample_grid(real, captions, grids / f"{name}-real.png")
+    record = {
+        "name": name,
+        "preset": args.preset,
+        "minutes": args.minutes,
+        "set": overrides,
+        "vae_steps": generator.vae_steps,
+        "unet_steps": generator.unet_steps,
+        "train_seconds": generator.wall_seconds,
+        "fid300_vs_1000": fid300["fid"],
+        "floor300_vs_1000": floor300["fid"],
+        "evaluate_seconds": time.perf_counter() - started,
+        "commit": commit(),
+        "machine": machine(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        **{k: v for k, v in figures.items() if k != "details"},
+        "timings": figures["details"]["timings"],
+    }
+    with RUNS.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    print("\n".join(table([record])))
+
+
+def _verdict(record: dict, key: str) -> str:
+    if key not in TARGETS or record.get(key) is None:
+        return ""
+    op, bound = TARGETS[key]
+    ok = record[key] <= bound if op == "<=" else record[key] >= bound
+    return " ok" if ok else " MISS"
+
+
+def table(records: list[dict]) -> list[str]:
+    def f(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    columns = [
+        ("run", lambda r: r["name"], 22),
+        ("min", lambda r: f"{r['minutes']:g}", 4),
+        ("steps ae+dn", lambda r: f"{r['vae_steps']}+{r['unet_steps']}", 11),
+        ("FID (floor)", lambda r: f"{f(r['fid'], 1)} ({f(r['floor_fid'], 1)})", 13),
+        ("FID300", lambda r: f"{f(r['fid300_vs_1000'], 1)} ({f(r['floor300_vs_1000'], 1)})", 13),
+        ("P / R", lambda r: f"{f(r['precision'], 2)}/{f(r['recall'], 2)}", 9),
+        ("rFID/floor", lambda r: f(r["rfid_over_floor"], 2), 10),
+        ("PSNR", lambda r: f(r["psnr"], 1), 5),
+        ("label AUC", lambda r: f(r["label_auc"]), 9),
+        ("morph (chance)",
+         lambda r: f"{f(r['morphology_share'], 2)} ({f(r['morphology_chance'], 2)})", 14),
+        ("reader AUC", lambda r: f(r["reader_auc"]), 10),
+        ("stats AUC", lambda r: f(r["statistics_reader_auc"]), 9),
+        ("synth-only AUC", lambda r: f(r["utility_auc"]), 14),
+        ("commit", lambda r: r["commit"], 15),
+    ]  # fmt: skip
+    lines = ["  ".join(f"{title:<{width}}" for title, _, width in columns)]
+    for record in records:
+        record = {**record, "rfid_over_floor": record["rfid"] / record["floor_fid"]}
+        cells = [f"{cell(record):<{width}}" for _, cell, width in columns]
+        lines.append("  ".join(cells))
+        misses = [k for k in TARGETS if _verdict(record, k) == " MISS"]
+        if record["minutes"] >= 60:
+            lines.append(
+                "    targets at 60 min: " + (f"missed {', '.join(misses)}" if misses else "all met")
+            )
+    return lines
+
+
+def _value(record: dict, key: str) -> float:
+    return float("nan") if record.get(key) is None else record[key]
+
+
+def plot(records: list[dict], out: Path) -> None:
+    from generation.plots import _save, plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
+    for preset, colour in (("cpu", "#4b2a7a"), ("cpu-v1", "#c97fb5")):
+        # the budget curve: the preset as it is, not the ablations run with --set
+        rows = [r for r in records if r["preset"] == preset and not r.get("set")]
+        rows.sort(key=lambda r: r["minutes"])
+        if not rows:
+            continue
+        minutes = [r["minutes"] for r in rows]
+        label = "new recipe (cpu)" if preset == "cpu" else "old recipe (cpu-v1)"
+        fid = [_value(r, "fid") for r in rows]
+        left.plot(minutes, fid, "o-", color=colour, label=f"{label}: FID")
+        left.plot(minutes, [_value(r, "rfid") for r in rows], "s--", color=colour, alpha=0.6,
+                  label=f"{label}: autoencoder rFID")  # fmt: skip
+        right.plot(minutes, [_value(r, "label_auc") for r in rows], "o-", color=colour,
+                   label=f"{label}: label fidelity")  # fmt: skip
+        right.plot(minutes, [_value(r, "utility_auc") for r in rows], "^:", color=colour,
+                   label=f"{label}: trained on synthetic")  # fmt: skip
+        right.plot(minutes, [_value(r, "reader_auc") for r in rows], "x--", color=colour,
+                   label=f"{label}: machine reader")  # fmt: skip
+    floors = [r["floor_fid"] for r in records]
+    if floors:
+        left.axhline(min(floors), color="#999", ls=":", label="real-vs-real floor")
+    left.axhline(TARGETS["fid"][1], color="#333", ls="-.", lw=0.8, label="target (60 min)")
+    left.set_xlabel("training minutes on the 2-core VM")
+    left.set_ylabel(f"FID, {records[0]['n_synthetic']} vs {records[0]['n_real']}")
+    left.legend(fontsize=7)
+    right.axhline(0.5, color="#999", ls=":")
+    right.set_xlabel("training minutes on the 2-core VM")
+    right.set_ylabel("ROC AUC")
+    right.set_ylim(0.3, 1.0)
+    right.legend(fontsize=7)
+    fig.suptitle("Generator fidelity against training budget (bench/fidelity.py)")
+    _save(fig, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    go = sub.add_parser("run", help="train (or reuse) one generator and score it")
+    go.add_argument("--minutes", type=float, required=True)
+    go.add_argument("--preset", default="cpu")
+    go.add_argument("--scheme", default="morphology")
+    go.add_argument("--name", help="default bench-PRESET-Nm")
+    go.add_argument("--n", type=int, default=1000, help="synthetic tiles (and real) scored")
+    go.add_argument("--seed", type=int, default=0)
+    go.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a config field (an ablation of the recipe)")  # fmt: skip
+    go.add_argument("--skip", default="", help="measures to leave out (evaluate_generator)")
+    go.add_argument("--pcam", type=Path, default=ROOT.parent / "shared" / "pcam")
+    go.add_argument("--workdir", type=Path,
+                    default=Path(tempfile.gettempdir()) / "histostudy-fidelity")  # fmt: skip
+    show = sub.add_parser("table", help="print the recorded runs and draw the plot")
+    show.add_argument("--plot", type=Path, default=ROOT / "docs" / "fidelity-budget.png")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args)
+        return
+    records = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
+    print("\n".join(table(records)))
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "histostudy.settings")
+    import django
+
+    django.setup()
+    plot(records, args.plot)
+    print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

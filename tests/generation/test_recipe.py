@@ -1,0 +1,123 @@
+"""The training recipe's parts, without a database: autoencoder, codec, objective, schedule."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from generation.ldm.autoencoder import TileAutoencoder
+from generation.ldm.codec import LatentCodec
+from generation.ldm.config import CPU_V1, PRESETS, GeneratorConfig
+from generation.ldm.models import build_autoencoder, build_unet, edm_scheduler
+from generation.ldm.precision import resolve_precision
+from generation.ldm.text import pooled
+from generation.ldm.train import learning_rate
+
+
+def test_residual_autoencoder_maps_tiles_to_a_quarter_side_and_back():
+    vae = TileAutoencoder(channels=(8, 16), latent_channels=4, encoder_blocks=(1, 1),
+                          decoder_blocks=(1, 1))  # fmt: skip
+    x = torch.rand(2, 3, 96, 96) * 2 - 1
+    z = vae.encode(x)
+    assert z.shape == (2, 4, 24, 24) and vae.downsampling == 4
+    assert vae.decode(z).shape == (2, 3, 96, 96)
+    # a crop at multiples of 4 px codes as the tile code's crop, away from the borders (where
+    # zero padding differs): what lets the autoencoder train on crops
+    crop = x[:, :, 8:80, 16:88]  # codes (18, 18), offset (2, 4) in the tile's
+    torch.testing.assert_close(vae.encode(crop)[:, :, 6:12, 6:12], z[:, :, 8:14, 10:16])
+
+
+def test_residual_blocks_start_as_the_identity():
+    vae = TileAutoencoder(channels=(8, 16), latent_channels=4, encoder_blocks=(2, 2),
+                          decoder_blocks=(2, 2))  # fmt: skip
+    block = vae.encoder[1]
+    x = torch.randn(1, 8, 12, 12)
+    torch.testing.assert_close(block(x), x)
+
+
+def test_autoencoder_saves_and_loads_with_diffusers(tmp_path):
+    vae = build_autoencoder(PRESETS["tiny"])
+    vae.save_pretrained(tmp_path / "vae")
+    again = TileAutoencoder.from_pretrained(tmp_path / "vae")
+    x = torch.rand(1, 3, 96, 96)
+    torch.testing.assert_close(again.decode(again.encode(x)), vae.decode(vae.encode(x)))
+
+
+def test_codec_standardises_each_channel_and_inverts_it():
+    vae = build_autoencoder(PRESETS["tiny"]).eval()
+    codec = LatentCodec(vae)
+    x = torch.rand(16, 3, 96, 96) * 2 - 1
+    with torch.no_grad():
+        codes, std = codec.moments(x)
+        assert std is None and not codec.fitted
+        codec.fit(codes)
+        z = codec.normalise(codes)
+        assert codec.fitted
+        torch.testing.assert_close(z.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
+        torch.testing.assert_close(z.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-4, rtol=0)
+        again = LatentCodec.from_meta(vae, json.loads(json.dumps(codec.state())))
+        torch.testing.assert_close(again.decode(z), vae.decode(codes))
+
+
+def test_configs_written_before_the_new_recipe_load_as_trained():
+    old = json.loads(CPU_V1.to_json())
+    for field in ("autoencoder", "objective", "pooled_text", "vae_crop", "ema_warmup"):
+        del old[field]  # as a histostudy.json from before these fields existed
+    config = GeneratorConfig.from_json(json.dumps(old))
+    assert (config.autoencoder, config.objective, config.pooled_text) == ("kl", "ddpm", False)
+    assert config.latent_size == 24 and config.vae_crop == 0
+
+
+def test_bad_recipe_fields_are_refused_with_their_name():
+    with pytest.raises(ValueError, match="objective 'flow'"):
+        PRESETS["cpu"].replace(objective="flow")
+    with pytest.raises(ValueError, match="vae_crop 50"):
+        PRESETS["cpu"].replace(vae_crop="50")
+
+
+def test_pooled_prompt_is_the_mean_over_attended_tokens():
+    states = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    torch.testing.assert_close(pooled(states, mask), torch.tensor([[2.0, 3.0]]))
+
+
+def test_the_denoiser_takes_the_pooled_prompt_beside_the_timestep():
+    unet = build_unet(PRESETS["tiny"])
+    z = torch.randn(2, 4, 24, 24)
+    states = torch.randn(2, 5, 384)
+    a = unet(z, 3, encoder_hidden_states=states, class_labels=torch.zeros(2, 384)).sample
+    b = unet(z, 3, encoder_hidden_states=states, class_labels=torch.ones(2, 384)).sample
+    assert a.shape == z.shape and not torch.allclose(a, b)
+    assert build_unet(CPU_V1).config.class_embed_type is None
+
+
+def test_learning_rate_warms_up_then_follows_a_cosine_to_a_tenth():
+    assert learning_rate(1.0, 0, 100, 10, "cosine") == pytest.approx(0.1)
+    assert learning_rate(1.0, 9, 100, 10, "cosine") == pytest.approx(1.0)
+    assert learning_rate(1.0, 55, 100, 10, "cosine") == pytest.approx(0.1 + 0.9 * 0.5)
+    assert learning_rate(1.0, 100, 100, 10, "cosine") == pytest.approx(0.1)
+    assert learning_rate(1.0, 500, 100, 0, "constant") == 1.0
+
+
+def test_edm_sampler_matches_the_training_preconditioning():
+    """The sampler's x0 from a network output F must be c_skip x + c_out F as in training."""
+    sched = edm_scheduler(PRESETS["cpu"])
+    sigma = torch.tensor(2.0)
+    x, out = torch.randn(1, 4, 3, 3), torch.randn(1, 4, 3, 3)
+    root = math.sqrt(sigma.item() ** 2 + 1.0)
+    torch.testing.assert_close(
+        sched.precondition_outputs(x, out, sigma), x / root**2 + out * sigma / root
+    )
+    torch.testing.assert_close(sched.precondition_inputs(x, sigma), x / root)
+    assert sched.precondition_noise(sigma).item() == pytest.approx(math.log(2.0) / 4)
+
+
+def test_auto_precision_is_bf16_only_where_it_is_fast(monkeypatch):
+    assert resolve_precision("no", cuda=False) == "no"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert resolve_precision("auto", cuda=False) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert resolve_precision("auto", cuda=False) == "no"
