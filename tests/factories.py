@@ -60,6 +60,9 @@ def _store(pixels: np.ndarray) -> str:
 def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5) -> Cohort:
     """A complete cohort: per_stratum tiles of each kind x label, files in MEDIA_ROOT."""
     dataset = Dataset.objects.create(name=f"{name}-real")
+    # a generator folder with its (empty) training list: it trained on no tile of this cohort
+    folder = Path(settings.MEDIA_ROOT) / "generators" / f"{name}-generator"
+    write_atomic(folder / "training_tiles.txt", b"")
     generator = Generator.objects.create(
         name=f"{name}-generator",
         backbone="compact",
@@ -72,7 +75,7 @@ def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5
         vae_steps=0,
         unet_steps=0,
         wall_seconds=0.0,
-        path="/nonexistent",
+        path=str(folder),
         weights_sha256="0" * 64,
     )
     cohort = Cohort.objects.create(

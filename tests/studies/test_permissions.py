@@ -74,6 +74,11 @@ TABLE = {
         ["generator", "=samples"],
         (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 404),  # fixture generator has no previews
     ),
+    "generation:evaluation-plot": (
+        "get",
+        ["=1"],
+        (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 404),  # no generator of the world was evaluated
+    ),
     "generation:experiment-image": (
         "get",
         ["=exp", "=fid.png"],
