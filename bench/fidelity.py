@@ -168,6 +168,7 @@ def table(records: list[dict]) -> list[str]:
         ("run", lambda r: r["name"], 22),
         ("min", lambda r: f"{r['minutes']:g}", 4),
         ("steps ae+dn", lambda r: f"{r['vae_steps']}+{r['unet_steps']}", 11),
+        ("n", lambda r: f"{r['n_synthetic']}v{r['n_real']}", 9),
         ("FID (floor)", lambda r: f"{f(r['fid'], 1)} ({f(r['floor_fid'], 1)})", 13),
         ("FID300", lambda r: f"{f(r['fid300_vs_1000'], 1)} ({f(r['floor300_vs_1000'], 1)})", 13),
         ("P / R", lambda r: f"{f(r['precision'], 2)}/{f(r['recall'], 2)}", 9),
