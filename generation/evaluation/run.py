@@ -30,6 +30,7 @@ from generation.metrics import fid_from_features, kernel_inception_distance, pre
 from generation.models import (
     Cohort,
     CohortMember,
+    Dataset,
     FidelityEvaluation,
     Generator,
     Tile,
@@ -279,23 +280,26 @@ def _validate(request: EvaluationRequest) -> None:
         )
 
 
+def held_out_rows(dataset: Dataset, split: str, taken: set[str]) -> list[tuple[str, int, int]]:
+    """(sha256, label, cluster) of the accepted real tiles of a split that have a morphology
+    type, in tile order, leaving out `taken` (training tiles, a reference)."""
+    rows = (
+        TileAnnotation.objects.filter(
+            tile__dataset=dataset, tile__split=split, tile__kind=Tile.Kind.REAL, quality_ok=True
+        )
+        .exclude(cluster=None)
+        .order_by("tile_id")
+        .values_list("tile__sha256", "tile__label", "cluster")
+    )
+    return [r for r in rows if r[0] not in taken]
+
+
 def _check_held_out(generator: Generator, request: EvaluationRequest, trained: set[str]) -> None:
     """A new evaluation cohort takes half its size of each label from the held-out real tiles
     of the split, and the floor needs more of them: refuse before generating anything."""
-    rows = (
-        TileAnnotation.objects.filter(
-            tile__dataset=generator.dataset,
-            tile__split=request.split,
-            tile__kind=Tile.Kind.REAL,
-            quality_ok=True,
-        )
-        .exclude(cluster=None)
-        .values_list("tile__sha256", "tile__label")
-    )
     held_out = defaultdict(int)
-    for sha, label in rows:
-        if sha not in trained:
-            held_out[label] += 1
+    for _, label, _ in held_out_rows(generator.dataset, request.split, trained):
+        held_out[label] += 1
     for label, count in ((0, request.size // 2), (1, request.size - request.size // 2)):
         if held_out[label] <= count:
             raise EvaluationError(
@@ -310,20 +314,7 @@ def floor_draw(cohort: Cohort, reference: TileRows, trained: set[str], seed: int
     """Held-out real tiles of the cohort's split and dataset, as many per label x morphology
     type as the reference has (a stratum short of tiles is filled from the same label), never
     a reference or training tile."""
-    taken = set(reference.shas) | trained
-    rows = [
-        r
-        for r in TileAnnotation.objects.filter(
-            tile__dataset=cohort.real_dataset,
-            tile__split=cohort.split,
-            tile__kind=Tile.Kind.REAL,
-            quality_ok=True,
-        )
-        .exclude(cluster=None)
-        .order_by("tile_id")
-        .values_list("tile__sha256", "tile__label", "cluster")
-        if r[0] not in taken
-    ]
+    rows = held_out_rows(cohort.real_dataset, cohort.split, set(reference.shas) | trained)
     rng = np.random.default_rng(seed + 7)
     picked: list[tuple[str, int, int]] = []
     for label in (0, 1):

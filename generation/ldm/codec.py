@@ -8,6 +8,7 @@ codec hides which, so training, sampling and reconstruction share one code path.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from generation.ldm.autoencoder import TileAutoencoder
@@ -88,3 +89,8 @@ class LatentCodec:
             meta.get("latent_shift"),
             meta.get("latent_scale"),
         )
+
+
+def to_unit(tiles: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1], the autoencoder's input range."""
+    return torch.from_numpy(np.ascontiguousarray(tiles)).permute(0, 3, 1, 2).float() / 127.5 - 1

@@ -11,7 +11,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from generation.ldm import sd
 from generation.ldm.autoencoder import TileAutoencoder
-from generation.ldm.codec import LatentCodec
+from generation.ldm.codec import LatentCodec, to_unit
 from generation.ldm.config import GeneratorConfig
 from generation.ldm.digest import files_sha256
 from generation.ldm.models import edm_scheduler, sampling_scheduler, training_scheduler
@@ -184,8 +184,7 @@ class TilePipeline:
         no denoiser on this autoencoder can pass."""
         out = []
         for start in range(0, len(tiles), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(tiles[start : start + batch_size]))
-            x = x.permute(0, 3, 1, 2).float().div(127.5).sub(1)  # (B, 3, 96, 96) in [-1, 1]
+            x = to_unit(tiles[start : start + batch_size])  # (B, 3, 96, 96) in [-1, 1]
             if self.config.backbone == "sd-finetune":
                 x = sd.upsample(x, self.config.sd_resolution)
             with self._autocast():

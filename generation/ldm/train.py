@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from generation.ldm import sd
 from generation.ldm.autoencoder import TileAutoencoder
-from generation.ldm.codec import LatentCodec
+from generation.ldm.codec import LatentCodec, to_unit
 from generation.ldm.config import GeneratorConfig
 from generation.ldm.models import (
     EDM_SIGMA_DATA,
@@ -62,11 +62,6 @@ class TrainResult:
     final_loss: float
     stopped_early: bool  # by --max-minutes
     losses: list[tuple[str, int, float]] = field(default_factory=list)
-
-
-def to_unit(tiles: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(tiles)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
