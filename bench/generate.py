@@ -78,12 +78,13 @@ def build_sd_pipeline_dir(base: Path, resolution: int, out: Path) -> Path:
 def main() -> None:
     import torch
 
+    from generation.ldm.config import GUIDANCE, SAMPLING_STEPS
     from generation.ldm.pipeline import TilePipeline
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--presets", default="tiny,cpu")
     parser.add_argument("--n", type=int, default=64, help="tiles timed per preset")
-    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=SAMPLING_STEPS)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
@@ -123,7 +124,7 @@ def main() -> None:
     ]
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.node()} CPU"
     print(
-        f"generation throughput on {name}, {args.steps} DPM++ steps, guidance 3.0, "
+        f"generation throughput on {name}, {args.steps} DPM++ steps, guidance {GUIDANCE}, "
         f"batch {args.batch_size}, {args.dtype}{', compiled' if args.compile else ''}"
         f"{', prompts padded' if args.pad_prompts else ''} "
         f"({time.strftime('%Y-%m-%d')})"

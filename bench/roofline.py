@@ -173,9 +173,11 @@ def tiles_per_second(unet: Cost, vae: Cost, rows: int, bound: str) -> float:
 
 
 def main() -> None:
+    from generation.ldm.config import SAMPLING_STEPS
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--presets", default="tiny,cpu,gpu")
-    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=SAMPLING_STEPS)
     parser.add_argument("--sd-steps", type=int, default=50, help="for sd15: the paper's 50")
     parser.add_argument("--prompt-tokens", type=int, default=16)
     parser.add_argument("--gpu", choices=sorted(GPUS), default="h100")

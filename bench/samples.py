@@ -21,11 +21,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    from generation.ldm.config import GUIDANCE, SAMPLING_STEPS
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--generator", required=True)
     parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--steps", type=int, default=SAMPLING_STEPS)
+    parser.add_argument("--guidance", type=float, default=GUIDANCE)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "samples.png")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "histostudy.settings")

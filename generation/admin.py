@@ -350,8 +350,9 @@ class FidResultAdmin(admin.ModelAdmin):
         "fid",
         "kid_mean",
     ]
-    list_filter = ["floor", "generator", "scheme", "label"]
+    list_filter = ["floor", "generator", "generator__scheme", "label"]
     readonly_fields = [f.name for f in FidResult._meta.fields]
+    list_select_related = ["generator"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made by compute_fid
@@ -361,8 +362,13 @@ class FidResultAdmin(admin.ModelAdmin):
 class UtilityResultAdmin(admin.ModelAdmin):
     list_display = ["created_at", "arm", "scheme", "cohort", "n_real", "n_synthetic", "n_test",
                     "seed", "auc", "auc_low", "auc_high", "accuracy", "steps"]  # fmt: skip
-    list_filter = ["arm", "scheme", "preset", "test_dataset"]
+    list_filter = ["arm", "generator__scheme", "preset", "test_dataset"]
     readonly_fields = [f.name for f in UtilityResult._meta.fields]
+    list_select_related = ["generator", "cohort"]
+
+    @admin.display(description="scheme", ordering="generator__scheme")
+    def scheme(self, obj: UtilityResult) -> str:
+        return obj.generator.scheme if obj.generator else ""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made by evaluate_utility

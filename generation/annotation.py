@@ -197,8 +197,9 @@ def _apply_verdicts(ds: Dataset, limits: QualityThresholds, summary: AnnotateSum
         "tile_id", "quality", "quality_ok", "quality_reasons"
     )
     for annotation in annotations.iterator(chunk_size=2000):
-        reasons = Quality(**annotation.quality).reasons(limits)
-        reasons_count.update(r.split(" <")[0].rsplit(" ", 1)[0] for r in reasons)
+        failures = Quality(**annotation.quality).failures(limits)
+        reasons_count.update(failure.rule for failure in failures)
+        reasons = [failure.text for failure in failures]
         ok = not reasons
         summary.tiles += 1
         summary.accepted += ok

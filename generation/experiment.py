@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from generation.ldm.config import GUIDANCE, SAMPLING_STEPS
 from generation.models import (
     Cohort,
     CohortMember,
@@ -70,8 +71,8 @@ class Options:
     reference_size: int | None = 1000
     clusters: int = 33
     seed: int = 0
-    sampling_steps: int = 25
-    guidance: float = 3.0
+    sampling_steps: int = SAMPLING_STEPS
+    guidance: float = GUIDANCE
 
     @property
     def classifier_preset(self) -> str:
@@ -256,7 +257,12 @@ class Runner:
         from generation.fid import FidError, compute_fid
 
         cohort = self.generator_name(scheme)
-        if not FidResult.objects.filter(cohort__name=cohort, floor=False).exists():
+        # done: rows overall and per label, each with its floor (compute_fid stores them in
+        # one transaction; a row measured by hand without --per-label or --floor does not count)
+        measured = FidResult.objects.filter(
+            cohort__name=cohort, floor=False, floors__isnull=False
+        ).values_list("label", flat=True)
+        if {None, 0, 1} - set(measured):
             try:
                 compute_fid(
                     cohort=cohort,
@@ -322,11 +328,11 @@ class Runner:
                     steps=steps,
                     max_minutes=minutes,
                     experiment=self.experiment,
+                    step=step,  # stored with the result: one insert, so a kill leaves all or none
                     progress=self.progress,
                 )
             except UtilityError as exc:
                 raise ExperimentError(f"{step}: {exc}") from exc
-            UtilityResult.objects.filter(pk=found.pk).update(step=step)
         return {"auc": found.auc, "steps": found.steps}
 
     def run(self, report_to: Path | None, notes: Path | None = None) -> Path:

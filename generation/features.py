@@ -45,8 +45,8 @@ class Quality:
     laplacian_variance: float
     contours: int
 
-    def reasons(self, limits: QualityThresholds) -> list[str]:
-        """Every rule the tile fails, as readable text; empty when the tile is accepted."""
+    def failures(self, limits: QualityThresholds) -> list[QualityFailure]:
+        """Every rule the tile fails; empty when the tile is accepted."""
         checks = [
             ("mean value", self.mean_value, limits.min_mean_value),
             ("mean saturation", self.mean_saturation, limits.min_mean_saturation),
@@ -56,7 +56,26 @@ class Quality:
             ("variance of Laplacian", self.laplacian_variance, limits.min_laplacian_variance),
             ("contours at grey 150", self.contours, limits.min_contours),
         ]
-        return [f"{name} {value:.4g} < {limit:g}" for name, value, limit in checks if value < limit]
+        return [
+            QualityFailure(rule, value, limit) for rule, value, limit in checks if value < limit
+        ]
+
+    def reasons(self, limits: QualityThresholds) -> list[str]:
+        """Every rule the tile fails, as readable text; empty when the tile is accepted."""
+        return [failure.text for failure in self.failures(limits)]
+
+
+@dataclass(frozen=True)
+class QualityFailure:
+    """One quality rule a tile fails: the rule's name, the tile's value and the limit."""
+
+    rule: str
+    value: float
+    limit: float
+
+    @property
+    def text(self) -> str:
+        return f"{self.rule} {self.value:.4g} < {self.limit:g}"
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:

@@ -143,9 +143,15 @@ class FidSummary:
     def as_dict(self) -> list[dict]:
         fields = ["name", "set_a", "set_b", "label", "floor", "n_a", "n_b", "fid", "kid_mean",
                   "kid_std", "kid_subsets", "kid_subset_size", "seed", "extractor",
-                  "weights_sha256", "preprocessing", "warning", "generator", "scheme",
-                  "precision", "recall"]  # fmt: skip
-        return [{f: getattr(r, f) for f in fields} for r in self.results]
+                  "weights_sha256", "preprocessing", "warning", "precision", "recall"]  # fmt: skip
+        return [
+            {
+                **{f: getattr(r, f) for f in fields},
+                "generator": r.generator.name if r.generator else "",
+                "scheme": r.generator.scheme if r.generator else "",
+            }
+            for r in self.results
+        ]
 
 
 def compute_fid(
@@ -193,12 +199,18 @@ def compute_fid(
     summary = FidSummary()
     for label in labels:
         a, b = set_a.only(label), ref.only(label)
-        summary.results.append(_measure(a, b, label, features, source, False, context))
+        result = _measure(a, b, label, features, source, False, context)
+        summary.results.append(result)
         if floor:
             floor_a, floor_b, note = floors[label]
-            summary.results.append(
-                _measure(floor_a, floor_b, label, features, None, True, context, note)
-            )
+            row = _measure(floor_a, floor_b, label, features, None, True, context, note)
+            row.floor_of = result  # saved after it, below
+            summary.results.append(row)
+    # every row or none: a run killed while storing leaves no partial result that a resumed
+    # experiment would take for a finished one
+    with transaction.atomic():
+        for row in summary.results:  # a floor after its comparison, whose key it then takes
+            row.save()
     return summary
 
 
@@ -260,6 +272,7 @@ def _floor_pair(spare: TileSet, ref: TileSet, n: int, seed: int) -> tuple[TileSe
 
 def _measure(a: TileSet, b: TileSet, label, features, source: Cohort | None, floor: bool,
              context: dict, note: str = "") -> FidResult:  # fmt: skip
+    """One comparison, measured but not saved yet."""
     if len(a.shas) < 2 or len(b.shas) < 2:
         raise FidError(f"{a.name} vs {b.name}: need at least 2 tiles in each set")
     fa = np.stack([features[s] for s in a.shas])
@@ -275,11 +288,10 @@ def _measure(a: TileSet, b: TileSet, label, features, source: Cohort | None, flo
             "compare FIDs only at equal n, or use KID, which is unbiased"
         )
     warning = "; ".join(warnings)
-    return FidResult.objects.create(
+    return FidResult(
         name=f"{a.name} vs {b.name}",
         cohort=source,
-        generator=source.generator.name if source else "",
-        scheme=source.generator.scheme if source else "",
+        generator=source.generator if source else None,
         label=label,
         floor=floor,
         set_a=a.name,

@@ -23,7 +23,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from generation.importer import remove_unreferenced
-from generation.ldm.config import PRESETS, GeneratorConfig
+from generation.ldm.config import GUIDANCE, PRESETS, SAMPLING_STEPS, GeneratorConfig
 from generation.models import Cohort, CohortMember, Dataset, Generator, Tile, TileAnnotation
 from generation.prompts import SCHEMES
 from generation.tilestore import encode_png, pixel_sha256, read_tile, tile_relpath, write_atomic
@@ -254,7 +254,9 @@ def _summary_of(generator: Generator, config: GeneratorConfig) -> TrainSummary:
     )
 
 
-def write_previews(pipeline_dir: Path, prompts: list[str], n: int = 16, steps: int = 25) -> None:
+def write_previews(
+    pipeline_dir: Path, prompts: list[str], n: int = 16, steps: int = SAMPLING_STEPS
+) -> None:
     """samples.png (n tiles of the most common prompts, seeds 0..n-1) and loss.png beside the
     weights, for the admin page and for people to look at."""
     import torch
@@ -445,8 +447,8 @@ def generate_cohort(
     size: int,
     name: str,
     seed: int = 0,
-    steps: int = 25,
-    guidance: float = 3.0,
+    steps: int = SAMPLING_STEPS,
+    guidance: float = GUIDANCE,
     scheduler: str = "dpm++",
     batch_size: int = 64,
     device: str = "auto",

@@ -312,22 +312,22 @@ class CohortMember(models.Model):
 class FidResultQuerySet(models.QuerySet):
     def paper_table(self) -> list[dict]:
         """The latest result per (generator, scheme, label, reference set), each with the
-        latest real-vs-real floor measured on the same reference set and label."""
-        floors: dict[tuple, FidResult] = {}
-        for r in self.filter(floor=True).order_by("created_at"):
-            floors[(r.set_b.split(" (")[0], r.label)] = r
+        real-vs-real floor measured beside it."""
         latest: dict[tuple, FidResult] = {}
-        for r in self.filter(floor=False).order_by("created_at"):
-            latest[(r.generator, r.scheme, r.label, r.set_b)] = r
+        rows = (
+            self.filter(floor=False)
+            .select_related("generator")
+            .prefetch_related("floors")
+            .order_by("created_at")
+        )
+        for r in rows:
+            latest[(r.generator_id, r.label, r.set_b)] = r
 
-        def order(key: tuple) -> tuple:
-            generator, scheme, label, _ = key
-            return (generator, scheme, label is not None, label or 0)
+        def order(r: FidResult) -> tuple:
+            name, scheme = (r.generator.name, r.generator.scheme) if r.generator else ("", "")
+            return (name, scheme, r.label is not None, r.label or 0)
 
-        return [
-            {"result": r, "floor": floors.get((key[3], key[2]))}
-            for key, r in sorted(latest.items(), key=lambda kv: order(kv[0]))
-        ]
+        return [{"result": r, "floor": r.floor_row} for r in sorted(latest.values(), key=order)]
 
 
 class FidResult(models.Model):
@@ -337,12 +337,26 @@ class FidResult(models.Model):
     cohort = models.ForeignKey(
         Cohort, null=True, blank=True, on_delete=models.CASCADE, related_name="fid_results"
     )
-    generator = models.CharField(max_length=100, blank=True, help_text="empty: real vs real")
-    scheme = models.CharField(max_length=20, blank=True)
+    generator = models.ForeignKey(
+        Generator,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="fid_results",
+        help_text="the cohort's generator; empty: real vs real",
+    )
     label = models.PositiveSmallIntegerField(
         null=True, blank=True, choices=LabelChoices.choices, help_text="empty: both labels"
     )
     floor = models.BooleanField(default=False, help_text="real vs real: the floor to beat")
+    floor_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,  # the floor is a measurement of its own: kept
+        related_name="floors",
+        help_text="a floor row: the comparison it was measured beside (same run, label, sizes)",
+    )
     set_a = models.CharField(max_length=200)
     set_b = models.CharField(max_length=200)
     n_a = models.PositiveIntegerField()
@@ -368,6 +382,11 @@ class FidResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: FID {self.fid:.1f}"
+
+    @property
+    def floor_row(self) -> FidResult | None:
+        """The latest floor measured beside this comparison (prefetch `floors` for many)."""
+        return max(self.floors.all(), key=lambda f: f.created_at, default=None)
 
 
 class FidelityEvaluation(models.Model):
@@ -469,8 +488,14 @@ class UtilityResult(models.Model):
     cohort = models.ForeignKey(
         Cohort, null=True, blank=True, on_delete=models.CASCADE, related_name="utility_results"
     )
-    generator = models.CharField(max_length=100, blank=True)
-    scheme = models.CharField(max_length=20, blank=True)
+    generator = models.ForeignKey(
+        Generator,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="utility_results",
+        help_text="the cohort's generator; empty: trained on real tiles only",
+    )
     experiment = models.ForeignKey(
         Experiment, null=True, blank=True, on_delete=models.SET_NULL, related_name="utility"
     )
@@ -520,11 +545,16 @@ class UtilityResult(models.Model):
         return f"{self.arm_name}: AUC {self.auc:.3f}"
 
     @property
+    def scheme(self) -> str:
+        """The prompt scheme of the generator whose tiles it trained on; empty for real only."""
+        return self.generator.scheme if self.generator else ""
+
+    @property
     def arm_name(self) -> str:
         """'real', 'synthetic (morphology)', 'mixed 50% (morphology)'."""
         if self.arm == self.Arm.REAL:
             return "real"
-        tag = f" ({self.scheme or self.generator})" if self.scheme or self.generator else ""
+        tag = f" ({self.scheme})" if self.generator_id else ""
         if self.arm == self.Arm.MIXED:
             return f"mixed {self.synthetic_share:.0%} synthetic{tag}"
         return f"synthetic{tag}"

@@ -35,26 +35,26 @@ def fid_rows(experiment: Experiment, schemes: tuple[str, ...]) -> list[dict]:
         for label in (None, 0, 1):
             result = (
                 FidResult.objects.filter(cohort__name=cohort, floor=False, label=label)
+                .prefetch_related("floors")
                 .order_by("-created_at")
                 .first()
             )
             if result is None:
                 continue
-            floor = (
-                FidResult.objects.filter(
-                    floor=True, label=label, set_b__startswith=result.set_b.split(" (")[0]
-                )
-                .order_by("-created_at")
-                .first()
+            rows.append(
+                {"scheme": scheme, "label": label, "result": result, "floor": result.floor_row}
             )
-            rows.append({"scheme": scheme, "label": label, "result": result, "floor": floor})
     return rows
 
 
 def arm_results(experiment: Experiment, options) -> list[UtilityResult]:
     """The experiment's utility results in the order of its arms."""
     order = {step: i for i, (step, _, _) in enumerate(options.arms())}
-    results = UtilityResult.objects.filter(experiment=experiment).exclude(step="")
+    results = (
+        UtilityResult.objects.filter(experiment=experiment)
+        .exclude(step="")
+        .select_related("generator", "cohort")
+    )
     return sorted(results, key=lambda r: order.get(r.step, 99))
 
 

@@ -132,6 +132,7 @@ def evaluate_utility(
     max_minutes: float | None = None,
     device: str = "auto",
     experiment: Experiment | None = None,
+    step: str = "",
     progress: bool = True,
 ) -> UtilityResult:
     """Train one arm's classifier and store its scores on held-out real tiles."""
@@ -193,13 +194,12 @@ def evaluate_utility(
     )
     held_out = load_tiles(test)
     scores = evaluate(held_out.labels, predict(model, held_out.tiles, torch_device))
-    gen = source.generator if source else None
     return UtilityResult.objects.create(
         arm=train_on,
         cohort=source,
-        generator=gen.name if gen else "",
-        scheme=gen.scheme if gen else "",
+        generator=source.generator if source else None,
         experiment=experiment,
+        step=step,
         train_dataset=dataset or "",
         train_split=split if dataset else "",
         synthetic_share=share,

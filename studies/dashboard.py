@@ -114,7 +114,7 @@ def generation_dashboard(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "warnings": sorted({r["result"].warning for r in rows if r["result"].warning}),
             "generators": Generator.objects.all(),
-            "utility": summarise(UtilityResult.objects.select_related("cohort")),
+            "utility": summarise(UtilityResult.objects.select_related("cohort", "generator")),
             "experiments": Experiment.objects.all(),
             "evaluations": FidelityEvaluation.objects.select_related(
                 "generator", "cohort", "utility"

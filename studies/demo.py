@@ -24,6 +24,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count
 
+from generation.ldm.config import SAMPLING_STEPS
 from generation.models import Cohort, Dataset, Generator, TileAnnotation
 from generation.tilestore import write_atomic
 from studies.models import Study
@@ -57,13 +58,13 @@ class DemoOptions:
     preset: str = "cpu"
     scheme: str = "morphology"
     train_steps: tuple[int, int] = DEMO_STEPS  # autoencoder, denoiser
-    train_minutes: float = 15.0  # a cap: the steps are the budget
+    train_minutes: float = 20.0  # a cap: the steps are the budget
     evaluate_size: int = 200  # synthetic tiles scored against held-out real ones
     clusters: int = 33
     cohort_size: int = 24  # tiles per half
     cases: int = 20  # per reader
     practice: int = 2
-    steps: int = 25  # sampling steps
+    steps: int = SAMPLING_STEPS  # sampling steps
     host: str = "127.0.0.1:8000"
 
 

@@ -26,6 +26,7 @@ from PIL import Image
 from generation.classifier import PRESETS as CLASSIFIER_PRESETS
 from generation.classifier import ClassifierConfig
 from generation.evaluation import fidelity
+from generation.ldm.config import GUIDANCE, SAMPLING_STEPS
 from generation.metrics import fid_from_features, kernel_inception_distance, precision_recall
 from generation.models import (
     Cohort,
@@ -57,8 +58,8 @@ class EvaluationRequest:
     split: str = "valid"  # where held-out real tiles come from, for a made cohort
     size: int = 1000  # tiles per half of a made cohort
     seed: int = 0
-    steps: int = 25  # sampling, for a made cohort
-    guidance: float = 3.0
+    steps: int = SAMPLING_STEPS  # sampling, for a made cohort
+    guidance: float = GUIDANCE
     classifier_preset: str = "cpu"
     reader_folds: int = 4
     measures: tuple[str, ...] = MEASURES

@@ -12,6 +12,9 @@ AUTOENCODERS = ("residual", "kl")
 OBJECTIVES = ("edm", "ddpm")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
+# sampling defaults, for every command and function that generates tiles
+SAMPLING_STEPS = 25
+GUIDANCE = 3.0
 
 # What a config written before a field existed meant by it: generators trained earlier load
 # as they were trained (a KL autoencoder, the DDPM objective, no pooled prompt, fp32).
@@ -56,7 +59,8 @@ class GeneratorConfig:
     unet_layers_per_block: int = 1
     attention_head_dim: int = 32
     pooled_text: bool = True  # the mean prompt embedding joins the timestep embedding
-    vae_time_share: float = 0.25  # of --max-minutes, at most, for the autoencoder
+    # of --max-minutes for the autoencoder, at most, unless its set steps need more (train.py)
+    vae_time_share: float = 0.25
     unet_steps: int = 20000
     unet_lr: float = 1e-3
     lr_warmup_steps: int = 100

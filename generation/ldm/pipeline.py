@@ -12,12 +12,18 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from generation.ldm import sd
 from generation.ldm.autoencoder import TileAutoencoder
 from generation.ldm.codec import LatentCodec, to_unit
-from generation.ldm.config import GeneratorConfig
+from generation.ldm.config import GUIDANCE, SAMPLING_STEPS, GeneratorConfig
 from generation.ldm.digest import files_sha256
-from generation.ldm.models import edm_scheduler, sampling_scheduler, training_scheduler
+from generation.ldm.models import (
+    STOCHASTIC,
+    edm_scheduler,
+    sampling_scheduler,
+    training_scheduler,
+)
 from generation.ldm.text import FrozenTextEncoder, pooled, trim_padding
 
 META = "histostudy.json"
+STEP_NOISE_OFFSET = 1 << 40  # seeds of a stochastic sampler's per-step noise
 
 
 class PipelineError(ValueError):
@@ -116,8 +122,8 @@ class TilePipeline:
         self,
         prompts: list[str],
         seeds: list[int],
-        steps: int = 25,
-        guidance: float = 3.0,
+        steps: int = SAMPLING_STEPS,
+        guidance: float = GUIDANCE,
         scheduler: str = "dpm++",
         batch_size: int = 64,
     ) -> np.ndarray:
@@ -147,6 +153,13 @@ class TilePipeline:
             mask,
             multiple=16 if self.compiled else 1,  # few lengths: few recompilations
         )
+        # a stochastic sampler's fresh noise, one generator per tile seeded from its seed (on
+        # another stream than the initial latents): a tile's noise does not depend on its batch
+        noise = (
+            [torch.Generator().manual_seed(int(s) + STEP_NOISE_OFFSET) for s in seeds]
+            if name in STOCHASTIC
+            else None
+        )
         states = states.to(self.device)  # (2B, T, D): 384 MiniLM, 768 CLIP
         mask = None if mask is None else mask.to(self.device)
         for t in sched.timesteps:
@@ -161,7 +174,7 @@ class TilePipeline:
                 ).sample.float()
             pred_uncond, pred_cond = pred.chunk(2)
             pred = pred_uncond + guidance * (pred_cond - pred_uncond)
-            latents = sched.step(pred, t, latents).prev_sample
+            latents = sched.step(pred, t, latents, generator=noise).prev_sample
         with self._autocast():
             images = self._decode(latents.to(self.vae.dtype))
         return self._to_uint8(images)

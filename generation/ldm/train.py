@@ -514,8 +514,72 @@ class Trainer:
 
     # --- the whole run --------------------------------------------------------------------
 
+    def autoencoder_share(self) -> float:
+        """The autoencoder's share of a time budget: `vae_time_share`, or more where its
+        remaining steps take a larger share of the time both phases' remaining steps take at
+        the speeds probed here. A budget in minutes (the preset's steps far beyond reach) keeps
+        vae_time_share; a budget in steps with a time cap (the demo's) that the cap cuts short
+        cuts both phases alike, instead of starving the autoencoder on a slow machine."""
+        vae_seconds, unet_seconds = self._probe_speeds()
+        vae_left = max(0, self.config.vae_steps - self.vae_step) * vae_seconds
+        unet_left = max(0, self.config.unet_steps - self.unet_step) * unet_seconds
+        share = max(self.config.vae_time_share, vae_left / max(vae_left + unet_left, 1e-9))
+        self.log(
+            f"speed here: {vae_seconds:.2f} s an autoencoder step, {unet_seconds:.2f} s a "
+            f"denoiser step; the autoencoder gets at most {share:.0%} of the time"
+        )
+        return share
+
+    def _probe_speeds(self, steps: int = 4) -> tuple[float, float]:
+        """Seconds of one training step of each phase (forward and backward on random inputs
+        of the real shapes, the last half of `steps` timed), changing no weight, optimiser
+        state or random stream that training uses, so a resumed run stays exact."""
+        cfg, device = self.config, self.accelerator.device
+        rng = torch.Generator().manual_seed(cfg.seed + 1)
+        crop = cfg.vae_crop or cfg.image_size
+        tiles = torch.rand(cfg.vae_batch_size or cfg.batch_size, 3, crop, crop, generator=rng)
+        side = cfg.latent_size
+        z = torch.randn(cfg.batch_size, cfg.latent_channels, side, side, generator=rng)
+        states = torch.randn(cfg.batch_size, 16, cfg.text_dim, generator=rng)
+        summary = torch.randn(cfg.batch_size, cfg.text_dim, generator=rng)
+        unet = self.accelerator.unwrap_model(self.unet)  # no gradient all-reduce
+
+        pooled_text = summary.to(device) if cfg.pooled_text else None
+
+        def vae_step() -> None:
+            x = (tiles * 2 - 1).to(device)
+            if isinstance(self.vae, TileAutoencoder):
+                recon = self.vae.decode(self.vae.encode(x))
+            else:  # the KL autoencoder of earlier generators
+                recon = self.vae.decode(self.vae.encode(x).latent_dist.mean).sample
+            F.l1_loss(recon.float(), x).backward()
+
+        def unet_step() -> None:
+            t = torch.ones(len(z), device=device)
+            out = unet(z.to(device), t, encoder_hidden_states=states.to(device),
+                       class_labels=pooled_text).sample  # fmt: skip
+            F.mse_loss(out.float(), z.to(device)).backward()
+
+        def sync() -> None:  # a GPU runs queued work later: time it done, not queued
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        timings = []
+        for module, step in ((self.vae, vae_step), (unet, unet_step)):
+            times = []
+            for _ in range(steps):
+                sync()
+                began = time.monotonic()
+                with self.accelerator.autocast():
+                    step()
+                sync()
+                times.append(time.monotonic() - began)
+            module.zero_grad(set_to_none=True)
+            timings.append(sum(times[steps // 2 :]) / len(times[steps // 2 :]))
+        return timings[0], timings[1]
+
     def run(self, max_minutes: float | None = None, resume: bool = False) -> TrainResult:
-        """Both phases within `max_minutes` (the autoencoder gets vae_time_share of it).
+        """Both phases within `max_minutes` (the autoencoder's part: autoencoder_share).
         BudgetError when the budget buys fewer steps than the config's minimum."""
         started = time.monotonic()
         until = started + 60 * max_minutes if max_minutes else math.inf
@@ -525,8 +589,8 @@ class Trainer:
         if resume and self.load_checkpoint():
             self.log(f"resumed at autoencoder step {self.vae_step}, denoiser step {self.unet_step}")
         if not self.vae_finished:
-            vae_until = started + (until - started) * self.config.vae_time_share
-            self.train_autoencoder(min(until, vae_until) if max_minutes else until)
+            share = self.autoencoder_share() if max_minutes else 1.0
+            self.train_autoencoder(started + (until - started) * share if max_minutes else until)
             self._check_budget("autoencoder", self.vae_step, "reached")
             # the denoiser learns this autoencoder's latents, so it is final from here on
             self.vae_finished = self.vae_step >= self.config.vae_steps or bool(max_minutes)

@@ -49,6 +49,12 @@ def annotatable(tmp_path: Path) -> str:
 def test_every_accepted_tile_gets_a_cluster_and_three_prompts(annotatable):
     summary = annotate_dataset(annotatable, clusters=4, progress=False)
     assert (summary.tiles, summary.accepted, summary.rejected) == (32, 30, 2)
+    # counted by rule, each blank tile once per rule it fails
+    assert summary.rejection_reasons["mean saturation"] == 2
+    assert set(summary.rejection_reasons) <= {
+        "mean value", "mean saturation", "std of value", "std of saturation", "std of hue",
+        "variance of Laplacian", "contours at grey 150",
+    }  # fmt: skip
     for a in TileAnnotation.objects.select_related("tile"):
         if not a.quality_ok:
             assert (

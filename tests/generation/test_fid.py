@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from generation.embeddings import InceptionEmbedder, default_inception_weights, file_digest
 from generation.fid import cached_features
-from generation.metrics import Moments, fid_from_features, frechet_distance
+from generation.metrics import Moments, fid_from_features, frechet_distance, precision_recall
 from generation.models import FidResult, Tile, TileEmbedding
 from tests.factories import cohort_from_fixture_tiles
 
@@ -47,6 +47,43 @@ def test_cohort_against_its_reference_per_label_with_floor(cohort):
     assert rows[1]["n_a"] == rows[1]["n_b"] == 4  # the floor: two halves of the reference
     assert rows[3]["n_a"] == rows[3]["n_b"] == 2
     assert FidResult.objects.count() == 6
+    # each floor row points at the comparison it was measured beside
+    for result in FidResult.objects.filter(floor=False):
+        assert [f.label for f in result.floors.all()] == [result.label]
+        assert result.floor_row.n_a == (4 if result.label is None else 2)
+
+
+def test_floors_stored_before_the_link_are_linked_by_the_migration():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("generation.migrations.0008_fid_floor_of")
+
+    def row(name: str, set_b: str, label, floor: bool) -> FidResult:
+        return FidResult.objects.create(
+            name=name, label=label, floor=floor, set_a="a", set_b=set_b, n_a=4, n_b=4, fid=1.0,
+            kid_mean=0.0, kid_std=0.0, kid_subsets=1, kid_subset_size=2, seed=0, extractor="x",
+            weights_sha256="0" * 64, preprocessing="x",
+        )  # fmt: skip
+
+    old = row("old", "ds valid", None, False)
+    old_floor = row("old floor", "ds valid (half 2)", None, True)
+    other = row("other split", "ds test", None, False)  # a later comparison, another reference
+    new = row("new", "ds valid", None, False)
+    new_floor = row("new floor", "ds valid", None, True)
+    tumour = row("tumour", "ds valid", 1, False)
+    tumour_floor = row("tumour floor", "ds valid (half 2)", 1, True)
+    orphan = row("orphan floor", "elsewhere valid", None, True)
+    migration.link_floors(apps, None)
+    linked = dict(FidResult.objects.filter(floor=True).values_list("pk", "floor_of"))
+    assert linked == {
+        old_floor.pk: old.pk,
+        new_floor.pk: new.pk,
+        tumour_floor.pk: tumour.pk,
+        orphan.pk: None,
+    }
+    assert other.floor_row is None
 
 
 def test_fid_is_the_frechet_distance_of_the_cached_features(cohort):
@@ -117,5 +154,13 @@ def test_generation_dashboard_shows_the_table_with_the_floor(cohort, admin_clien
 
 def test_precision_recall_on_request(cohort):
     row = run("--cohort", cohort.name, "--precision-recall")[0]
-    assert 0.0 <= row["precision"] <= 1.0 and 0.0 <= row["recall"] <= 1.0
+    embedder = InceptionEmbedder(default_inception_weights(), __import__("torch").device("cpu"))
+    synthetic = list(
+        Tile.objects.filter(cohort=cohort).order_by("id").values_list("sha256", flat=True)
+    )
+    real = list(cohort.real_dataset.tiles.order_by("id").values_list("sha256", flat=True))
+    fa, fb = cached_features(synthetic, embedder, False), cached_features(real, embedder, False)
+    # precision: synthetic tiles inside the real manifold; recall: the other way round
+    expected = precision_recall(fb, fa)
+    assert (row["precision"], row["recall"]) == (expected.precision, expected.recall)
     assert run("--cohort", cohort.name)[0]["precision"] is None

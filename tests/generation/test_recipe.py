@@ -121,3 +121,44 @@ def test_auto_precision_is_bf16_only_where_it_is_fast(monkeypatch):
     assert resolve_precision("auto", cuda=False) == "bf16"
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     assert resolve_precision("auto", cuda=False) == "no"
+
+
+def tiny_trainer(tmp_path, **overrides):
+    import numpy as np
+
+    from generation.ldm.train import Trainer, TrainingData
+
+    rng = np.random.default_rng(0)
+    tiles = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    data = TrainingData(tiles, ["healthy tissue", "tumour tissue"] * 2)
+    config = PRESETS["tiny"].replace(**overrides)
+    return Trainer(config, data, tmp_path, log=lambda _: None, progress=False)
+
+
+def test_a_capped_step_budget_splits_the_time_by_what_each_phase_needs(tmp_path, monkeypatch):
+    trainer = tiny_trainer(tmp_path, vae_steps=300, unet_steps=600, vae_time_share=0.25)
+    # on a machine where a step of either phase costs the same, 300 + 600 steps give the
+    # autoencoder a third of a cap, not the fixed quarter that would starve it
+    monkeypatch.setattr(trainer, "_probe_speeds", lambda: (1.0, 1.0))
+    assert trainer.autoencoder_share() == pytest.approx(1 / 3)
+    monkeypatch.setattr(trainer, "_probe_speeds", lambda: (0.2, 0.4))  # a fast autoencoder
+    assert trainer.autoencoder_share() == 0.25
+    # a budget in minutes: the preset's steps are out of reach, vae_time_share holds
+    trainer = tiny_trainer(tmp_path, vae_steps=3000, unet_steps=20000, vae_time_share=0.25)
+    monkeypatch.setattr(trainer, "_probe_speeds", lambda: (1.0, 1.0))
+    assert trainer.autoencoder_share() == 0.25
+
+
+def test_the_speed_probe_changes_no_weight_or_random_stream(tmp_path):
+    trainer = tiny_trainer(tmp_path)
+    before = {k: v.clone() for k, v in trainer.vae.state_dict().items()}
+    before |= {f"unet.{k}": v.clone() for k, v in trainer.unet.state_dict().items()}
+    rng, global_rng = trainer.generator.get_state(), torch.get_rng_state()
+    vae_seconds, unet_seconds = trainer._probe_speeds()
+    assert vae_seconds > 0 and unet_seconds > 0
+    after = dict(trainer.vae.state_dict())
+    after |= {f"unet.{k}": v for k, v in trainer.unet.state_dict().items()}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in [*trainer.vae.parameters(), *trainer.unet.parameters()])
+    assert torch.equal(trainer.generator.get_state(), rng)
+    assert torch.equal(torch.get_rng_state(), global_rng)

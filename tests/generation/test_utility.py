@@ -99,7 +99,7 @@ def test_three_arms_are_stored_and_never_test_on_what_they_saw(annotated, cohort
         assert 0 <= row["auc_low"] <= row["auc"] <= row["auc_high"] <= 1
     stored = UtilityResult.objects.get(arm="mixed", seed=1)
     assert stored.synthetic_share == 0.25 and stored.scheme == "morphology"
-    assert stored.generator == "tiny" and stored.config["steps"] == 12
+    assert stored.generator.name == "tiny" and stored.config["steps"] == 12
     rows = summarise(UtilityResult.objects.all())
     assert [r.arm for r in rows] == ["real", "synthetic (morphology)",
                                      "mixed 25% synthetic (morphology)"]  # fmt: skip

@@ -15,6 +15,7 @@ from generation.evaluation import (
     summary_dict,
     summary_lines,
 )
+from generation.ldm.config import GUIDANCE, SAMPLING_STEPS
 
 
 class Command(BaseCommand):
@@ -32,8 +33,8 @@ class Command(BaseCommand):
         parser.add_argument("--split", default="valid", help="held-out real tiles (default valid)")
         parser.add_argument("--size", type=int, default=1000, help="synthetic tiles to make")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--steps", type=int, default=25, help="sampling steps")
-        parser.add_argument("--guidance", type=float, default=3.0)
+        parser.add_argument("--steps", type=int, default=SAMPLING_STEPS, help="sampling steps")
+        parser.add_argument("--guidance", type=float, default=GUIDANCE)
         parser.add_argument(
             "--classifier-preset", choices=sorted(CLASSIFIER_PRESETS), default="cpu"
         )

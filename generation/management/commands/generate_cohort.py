@@ -7,6 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generation.generators import GeneratorError, generate_cohort
+from generation.ldm.config import GUIDANCE, SAMPLING_STEPS
 from generation.ldm.models import SCHEDULERS
 
 
@@ -24,8 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, required=True, help="tiles per half")
         parser.add_argument("--name", required=True, help="cohort name")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--steps", type=int, default=25)
-        parser.add_argument("--guidance", type=float, default=3.0)
+        parser.add_argument("--steps", type=int, default=SAMPLING_STEPS)
+        parser.add_argument("--guidance", type=float, default=GUIDANCE)
         parser.add_argument("--scheduler", choices=SCHEDULERS, default="dpm++")
         parser.add_argument("--batch-size", type=int, default=64)
         parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")

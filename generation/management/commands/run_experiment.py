@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generation.experiment import ExperimentError, options_for, run_experiment
-from generation.ldm.config import PRESETS
+from generation.ldm.config import PRESETS, SAMPLING_STEPS
 
 
 class Command(BaseCommand):
@@ -34,7 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--cohort-size", type=int, help="tiles per half (tiny 8, cpu 300)")
         parser.add_argument("--reference-size", type=int, help="FID reference tiles (cpu 1000)")
         parser.add_argument("--clusters", type=int, help="morphology types (tiny 3, else 33)")
-        parser.add_argument("--sampling-steps", type=int, help="DPM++ steps (default 25)")
+        parser.add_argument(
+            "--sampling-steps", type=int, help=f"DPM++ steps (default {SAMPLING_STEPS})"
+        )
         parser.add_argument("--seed", type=int)
         parser.add_argument("--report", type=Path, help="also write the report here")
         parser.add_argument("--notes", type=Path, help="Markdown appended to the report")

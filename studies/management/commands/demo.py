@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from generation.ldm.config import PRESETS
+from generation.ldm.config import PRESETS, SAMPLING_STEPS
 from generation.prompts import SCHEMES
 from studies.demo import DEMO_STEPS, DemoError, DemoOptions, run_demo
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             help="the generator's training steps (default: about 10 minutes on a 2-core VM)",
         )
         parser.add_argument(
-            "--train-minutes", type=float, default=15.0, help="a cap on the training time"
+            "--train-minutes", type=float, default=20.0, help="a cap on the training time"
         )
         parser.add_argument(
             "--evaluate-size", type=int, default=200, help="synthetic tiles scored for FID"
@@ -47,7 +47,7 @@ class Command(BaseCommand):
         parser.add_argument("--cohort-size", type=int, default=24, help="tiles per half")
         parser.add_argument("--cases", type=int, default=20, help="scored tiles per reader")
         parser.add_argument("--practice", type=int, default=2, help="practice tiles per reader")
-        parser.add_argument("--steps", type=int, default=25, help="sampling steps")
+        parser.add_argument("--steps", type=int, default=SAMPLING_STEPS, help="sampling steps")
         parser.add_argument(
             "--accounts-file",
             type=Path,

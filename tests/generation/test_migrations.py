@@ -1,0 +1,91 @@
+"""Data migrations keep what earlier versions stored: run on rows written in the old schema."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from generation.models import Cohort, Dataset, Generator
+
+BEFORE = ("generation", "0008_fid_floor_of")
+AFTER = ("generation", "0009_results_generator_foreign_key")
+
+
+def migrate(target: tuple[str, str]):
+    """Migrate the test database to `target`; the models of that state."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+    return executor.loader.project_state([target]).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_results_that_recorded_a_generator_name_get_the_generator():
+    leaf = MigrationExecutor(connection).loader.graph.leaf_nodes("generation")
+    try:
+        old = migrate(BEFORE)
+        # Dataset, Generator and Cohort have the same tables in both states
+        dataset = Dataset.objects.create(name="ds")
+        generators = {
+            name: Generator.objects.create(
+                name=name,
+                backbone="compact",
+                scheme=scheme,
+                preset="tiny",
+                config={},
+                dataset=dataset,
+                split="train",
+                tiles_trained=0,
+                vae_steps=0,
+                unet_steps=0,
+                wall_seconds=0.0,
+                path="/nowhere",
+                weights_sha256="0" * 64,
+            )
+            for name, scheme in (("gen-label", "label"), ("gen-morph", "morphology"))
+        }
+        cohort = Cohort.objects.create(
+            name="c", generator=generators["gen-label"], real_dataset=dataset, split="valid",
+            size=2, seed=1, steps=2, guidance=3.0, scheduler="dpm++", plan=[],
+            completed_at=timezone.now(),
+        )  # fmt: skip
+        OldFid, OldUtility = (
+            old.get_model("generation", m) for m in ("FidResult", "UtilityResult")
+        )
+        common = dict(set_a="a", set_b="b", n_a=2, n_b=2, fid=1.0, kid_mean=0.0, kid_std=0.0,
+                      kid_subsets=1, kid_subset_size=2, seed=0, extractor="x",
+                      weights_sha256="0" * 64, preprocessing="x")  # fmt: skip
+        # a name that disagrees with the cohort: the cohort's generator is the fact
+        with_cohort = OldFid.objects.create(
+            name="1", cohort_id=cohort.pk, generator="renamed", scheme="label", **common
+        ).pk
+        by_name = OldFid.objects.create(
+            name="2", generator="gen-morph", scheme="morphology", **common
+        ).pk
+        real = OldFid.objects.create(name="3", generator="", scheme="", floor=True, **common).pk
+        utility = OldUtility.objects.create(
+            arm="synthetic", cohort_id=cohort.pk, generator="gen-label", scheme="label",
+            synthetic_share=1.0, n_real=0, n_synthetic=2, test_dataset="ds", test_split="valid",
+            n_test=2, n_test_tumour=1, preset="tiny", seed=0, config={}, steps=1,
+            stopped_early=False, seconds=1.0, device="cpu", auc=0.5, auc_se=0.1, auc_low=0.0,
+            auc_high=1.0,
+            accuracy=0.5, accuracy_low=0.0, accuracy_high=1.0, sensitivity=0.5,
+            sensitivity_low=0.0, sensitivity_high=1.0, specificity=0.5, specificity_low=0.0,
+            specificity_high=1.0,
+        ).pk  # fmt: skip
+
+        new = migrate(AFTER)
+        NewFid, NewUtility = (
+            new.get_model("generation", m) for m in ("FidResult", "UtilityResult")
+        )
+        linked = dict(NewFid.objects.values_list("pk", "generator_id"))
+        assert linked == {
+            with_cohort: generators["gen-label"].pk,
+            by_name: generators["gen-morph"].pk,
+            real: None,
+        }
+        assert NewUtility.objects.get(pk=utility).generator_id == generators["gen-label"].pk
+    finally:
+        migrate(leaf[0])
