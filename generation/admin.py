@@ -368,7 +368,7 @@ class UtilityResultAdmin(admin.ModelAdmin):
 
     @admin.display(description="scheme", ordering="generator__scheme")
     def scheme(self, obj: UtilityResult) -> str:
-        return obj.generator.scheme if obj.generator else ""
+        return obj.scheme
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made by evaluate_utility

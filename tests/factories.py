@@ -57,16 +57,14 @@ def _store(pixels: np.ndarray) -> str:
     return sha
 
 
-def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5) -> Cohort:
-    """A complete cohort: per_stratum tiles of each kind x label, files in MEDIA_ROOT."""
-    dataset = Dataset.objects.create(name=f"{name}-real")
-    # a generator folder with its (empty) training list: it trained on no tile of this cohort
-    folder = Path(settings.MEDIA_ROOT) / "generators" / f"{name}-generator"
-    write_atomic(folder / "training_tiles.txt", b"")
-    generator = Generator.objects.create(
-        name=f"{name}-generator",
+def generator_row(
+    name: str, dataset: Dataset, scheme: str = "morphology", path: str = "/nowhere"
+) -> Generator:
+    """A registered generator with no weights behind it: for rows that only point at one."""
+    return Generator.objects.create(
+        name=name,
         backbone="compact",
-        scheme="morphology",
+        scheme=scheme,
         preset="tiny",
         config={},
         dataset=dataset,
@@ -75,9 +73,18 @@ def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5
         vae_steps=0,
         unet_steps=0,
         wall_seconds=0.0,
-        path=str(folder),
+        path=path,
         weights_sha256="0" * 64,
     )
+
+
+def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5) -> Cohort:
+    """A complete cohort: per_stratum tiles of each kind x label, files in MEDIA_ROOT."""
+    dataset = Dataset.objects.create(name=f"{name}-real")
+    # a generator folder with its (empty) training list: it trained on no tile of this cohort
+    folder = Path(settings.MEDIA_ROOT) / "generators" / f"{name}-generator"
+    write_atomic(folder / "training_tiles.txt", b"")
+    generator = generator_row(f"{name}-generator", dataset, path=str(folder))
     cohort = Cohort.objects.create(
         name=name,
         generator=generator,

@@ -20,6 +20,7 @@ from generation.ldm.config import GeneratorConfig
 # (Karras et al. 2022, section 4); ddim: deterministic first order
 SCHEDULERS = ("dpm++", "dpm++-sde", "ddim")
 STOCHASTIC = ("dpm++-sde",)
+DPM_ALGORITHMS = {"dpm++": "dpmsolver++", "dpm++-sde": "sde-dpmsolver++"}  # diffusers' names
 # EDM's noise range (Karras et al. 2022) for latents standardised to unit variance
 EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_SIGMA_DATA = 0.002, 80.0, 1.0
 
@@ -103,15 +104,15 @@ def edm_scheduler(config: GeneratorConfig) -> EDMDPMSolverMultistepScheduler:
 def sampling_scheduler(name: str, train: dict):
     """A sampler for the noise schedule `train` (a training scheduler's config) was trained on."""
     if "sigma_data" in train:  # an `edm` denoiser (DDPM schedules have no sigma_data)
-        if name in ("dpm++", "dpm++-sde"):
-            algorithm = "sde-dpmsolver++" if name == "dpm++-sde" else "dpmsolver++"
-            return EDMDPMSolverMultistepScheduler.from_config(train, algorithm_type=algorithm)
+        if name in DPM_ALGORITHMS:
+            return EDMDPMSolverMultistepScheduler.from_config(
+                train, algorithm_type=DPM_ALGORITHMS[name]
+            )
         if name == "ddim":  # deterministic Euler on the same sigmas: DDIM's EDM counterpart
             return EDMEulerScheduler.from_config(train)
         raise ValueError(f"unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")
-    if name in ("dpm++", "dpm++-sde"):
-        algorithm = "sde-dpmsolver++" if name == "dpm++-sde" else "dpmsolver++"
-        return DPMSolverMultistepScheduler.from_config(train, algorithm_type=algorithm)
+    if name in DPM_ALGORITHMS:
+        return DPMSolverMultistepScheduler.from_config(train, algorithm_type=DPM_ALGORITHMS[name])
     if name == "ddim":
         return DDIMScheduler.from_config(train)
     raise ValueError(f"unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")

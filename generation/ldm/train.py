@@ -589,8 +589,10 @@ class Trainer:
         if resume and self.load_checkpoint():
             self.log(f"resumed at autoencoder step {self.vae_step}, denoiser step {self.unet_step}")
         if not self.vae_finished:
-            share = self.autoencoder_share() if max_minutes else 1.0
-            self.train_autoencoder(started + (until - started) * share if max_minutes else until)
+            vae_until = until
+            if max_minutes:
+                vae_until = started + (until - started) * self.autoencoder_share()
+            self.train_autoencoder(vae_until)
             self._check_budget("autoencoder", self.vae_step, "reached")
             # the denoiser learns this autoencoder's latents, so it is final from here on
             self.vae_finished = self.vae_step >= self.config.vae_steps or bool(max_minutes)

@@ -7,7 +7,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from generation.models import Cohort, Dataset, Generator
+from generation.models import Cohort, Dataset
+from tests.factories import generator_row
 
 BEFORE = ("generation", "0008_fid_floor_of")
 AFTER = ("generation", "0009_results_generator_foreign_key")
@@ -29,21 +30,7 @@ def test_results_that_recorded_a_generator_name_get_the_generator():
         # Dataset, Generator and Cohort have the same tables in both states
         dataset = Dataset.objects.create(name="ds")
         generators = {
-            name: Generator.objects.create(
-                name=name,
-                backbone="compact",
-                scheme=scheme,
-                preset="tiny",
-                config={},
-                dataset=dataset,
-                split="train",
-                tiles_trained=0,
-                vae_steps=0,
-                unet_steps=0,
-                wall_seconds=0.0,
-                path="/nowhere",
-                weights_sha256="0" * 64,
-            )
+            name: generator_row(name, dataset, scheme)
             for name, scheme in (("gen-label", "label"), ("gen-morph", "morphology"))
         }
         cohort = Cohort.objects.create(
