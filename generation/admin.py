@@ -235,6 +235,7 @@ class GeneratorAdmin(admin.ModelAdmin):
         "dataset",
         "split",
         "tiles_trained",
+        "training_tiles_recorded",
         "vae_steps",
         "unet_steps",
         "wall_seconds",
@@ -246,9 +247,15 @@ class GeneratorAdmin(admin.ModelAdmin):
         "losses",
         "config",
     ]
+    # a relation of up to every tile in the database: shown as a count, never edited here
+    exclude = ["training_tiles"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made by train_generator
+
+    @admin.display(description="training tiles recorded (held out of its cohorts)")
+    def training_tiles_recorded(self, obj: Generator) -> int:
+        return obj.training_tiles.count()
 
     def _preview(self, obj: Generator, kind: str, width: int) -> str:
         url = reverse("generation:generator-preview", args=[obj.pk, kind])

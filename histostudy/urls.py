@@ -3,6 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import TemplateView
 
+from generation import staff_urls as generation_staff
+from studies import staff_urls as studies_staff
+
+# staff pages of both apps, under one namespace
+dashboards = ([*generation_staff.urlpatterns, *studies_staff.urlpatterns], "dashboards")
+
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path(
@@ -15,5 +21,5 @@ urlpatterns = [
     path("generation/", include("generation.urls")),
     path("read/", include("studies.urls")),
     path("api/v1/", include("studies.api_urls")),
-    path("dashboards/", include("studies.staff_urls")),
+    path("dashboards/", include(dashboards)),
 ]

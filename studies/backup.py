@@ -20,6 +20,7 @@ import io
 import json
 import shutil
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,6 @@ def data_models() -> list:
 
 
 def backup(target: Path) -> BackupSummary:
-    import time
 
     started = time.perf_counter()
     target = Path(target)
@@ -107,7 +107,6 @@ def backup(target: Path) -> BackupSummary:
 
 
 def restore(source: Path) -> BackupSummary:
-    import time
 
     started = time.perf_counter()
     source = Path(source)

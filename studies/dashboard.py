@@ -12,19 +12,11 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from generation.models import (
-    Experiment,
-    FidelityEvaluation,
-    FidResult,
-    Generator,
-    UtilityResult,
-)
-from generation.utility import summarise
+from histostudy.statistics import INTERVALS
 from studies import plots
 from studies.exports import imrmc_lines, response_rows
 from studies.models import Study
 from studies.results import study_results
-from studies.statistics import INTERVALS
 
 
 def _study(pk: int) -> Study:
@@ -99,55 +91,3 @@ def export_statistics(request: HttpRequest, pk: int) -> JsonResponse:
     response = JsonResponse(_finite(json.loads(json.dumps(results.as_dict(), default=float))))
     response["Content-Disposition"] = f'attachment; filename="{results.study.name}-statistics.json"'
     return response
-
-
-@staff_member_required
-@require_GET
-def generation_dashboard(request: HttpRequest) -> HttpResponse:
-    """FID/KID by generator x prompt scheme x label, the real-vs-real floor beside them, and
-    the classifier utility of each arm (mean and range over seeds)."""
-    rows = FidResult.objects.paper_table()
-    return render(
-        request,
-        "studies/generation_dashboard.html",
-        {
-            "rows": rows,
-            "warnings": sorted({r["result"].warning for r in rows if r["result"].warning}),
-            "generators": Generator.objects.all(),
-            "utility": summarise(UtilityResult.objects.select_related("cohort", "generator")),
-            "experiments": Experiment.objects.all(),
-            "evaluations": FidelityEvaluation.objects.select_related(
-                "generator", "cohort", "utility"
-            ),
-        },
-    )
-
-
-@staff_member_required
-@require_GET
-def experiment_dashboard(request: HttpRequest, name: str) -> HttpResponse:
-    """One run_experiment: its steps, FID/KID per scheme with the floor, utility arms, plots."""
-    from generation.experiment import Options, experiment_dir
-    from generation.report import arm_results, fid_rows
-
-    experiment = get_object_or_404(Experiment, name=name)
-    options = Options.from_json(experiment.options)
-    utility = arm_results(experiment, options)
-    folder = experiment_dir(experiment.name)
-    images = [p.name for p in sorted(folder.glob("*.png"))] if folder.is_dir() else []
-    return render(
-        request,
-        "studies/experiment_dashboard.html",
-        {
-            "experiment": experiment,
-            "options": options,
-            "fid_rows": fid_rows(experiment, options.schemes),
-            "utility": utility,
-            "plots": [p for p in images if not p.startswith("samples-")],
-            "samples": [p for p in images if p.startswith("samples-")],
-            "steps": [
-                {"name": k, "minutes": v.get("seconds", 0) / 60}
-                for k, v in experiment.steps.items()
-            ],
-        },
-    )

@@ -12,8 +12,6 @@ The summary ends with the accounts and the URLs to open.
 
 from __future__ import annotations
 
-import json
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,9 +22,19 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count
 
-from generation.ldm.config import SAMPLING_STEPS
-from generation.models import Cohort, Dataset, Generator, TileAnnotation
-from generation.tilestore import write_atomic
+from generation.annotation import AnnotationError, annotate_dataset
+from generation.cohorts import CohortRequest, generate_cohort
+from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
+from generation.generators import GeneratorError, train_generator
+from generation.ldm.config import PRESETS, SAMPLING_STEPS, SamplingConfig
+from generation.models import Cohort, Dataset, FidelityEvaluation, Generator, TileAnnotation
+from generation.tiles import (
+    DownloadError,
+    TileImportError,
+    download_pcam,
+    import_tiles,
+)
+from studies.accounts import ensure_accounts
 from studies.models import Study
 
 GENERATOR = "demo-{preset}"
@@ -127,8 +135,6 @@ def _tiles(
     dataset = Dataset.objects.filter(name=options.dataset).first()
     made = dataset is None or not dataset.tiles.exists()
     if made:
-        from generation.importer import TileImportError, import_tiles
-
         source = options.pcam if options.pcam.is_dir() else _download(options, say)
         say(f"   importing {source} into {options.dataset!r}")
         try:
@@ -145,7 +151,6 @@ def _tiles(
 
 def _download(options: DemoOptions, say: Callable[[str], None]) -> Path:
     """The PCam validation split from the official mirror, or an error saying how to get PCam."""
-    from generation.download import DownloadError, download_pcam
 
     cache = Path(settings.HISTOSTUDY_CACHE_DIR) / "pcam"
     where = (
@@ -179,8 +184,6 @@ def _annotations(
     )
     made = finished < tiles
     if made:
-        from generation.annotation import AnnotationError, annotate_dataset
-
         try:
             annotate_dataset(options.dataset, clusters=options.clusters)
         except AnnotationError as exc:
@@ -215,7 +218,6 @@ def _splits(options: DemoOptions) -> tuple[str, str, int | None]:
 def _generator(
     options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
 ) -> tuple[str, bool]:
-    from generation.generators import GeneratorError, train_generator
 
     name = GENERATOR.format(preset=options.preset)
     made = not Generator.objects.filter(name=name).exists()
@@ -254,8 +256,6 @@ def _generator(
 def check_trained(generator: Generator, preset: str) -> None:
     """A generator with fewer steps than the preset's minimum makes noise, not tiles: no study
     is opened on it, whether it was trained now or by an earlier run."""
-    from generation.ldm.config import PRESETS
-
     least = PRESETS[preset]
     if generator.vae_steps < least.min_vae_steps or generator.unet_steps < least.min_unet_steps:
         raise DemoError(
@@ -272,8 +272,6 @@ def _fidelity(
 ) -> tuple[str, bool]:
     """FID against held-out real tiles beside the real-vs-real floor, and the autoencoder's
     ceiling: what the readers will be shown, in numbers, before anyone reads."""
-    from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
-    from generation.models import FidelityEvaluation
 
     generator = Generator.objects.get(name=GENERATOR.format(preset=options.preset))
     evaluation = FidelityEvaluation.objects.filter(generator=generator).first()
@@ -285,7 +283,7 @@ def _fidelity(
             generator=generator.name,
             split=split,
             size=options.evaluate_size,
-            steps=options.steps,
+            sampling=SamplingConfig(steps=options.steps),
             measures=("morphology",),
         )
         try:
@@ -303,7 +301,6 @@ def _fidelity(
 def _cohort(
     options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
 ) -> tuple[str, bool]:
-    from generation.generators import GeneratorError, generate_cohort
 
     cohort = Cohort.objects.filter(name=COHORT).first()
     made = cohort is None or cohort.completed_at is None
@@ -311,12 +308,14 @@ def _cohort(
         _, split, _ = _splits(options)
         try:
             generate_cohort(
-                generator=GENERATOR.format(preset=options.preset),
-                real_dataset=options.dataset,
-                split=split,
-                size=options.cohort_size,
-                name=COHORT,
-                steps=options.steps,
+                CohortRequest(
+                    generator=GENERATOR.format(preset=options.preset),
+                    real_dataset=options.dataset,
+                    split=split,
+                    size=options.cohort_size,
+                    name=COHORT,
+                    sampling=SamplingConfig(steps=options.steps),
+                )
             )
         except GeneratorError as exc:
             raise DemoError(str(exc)) from exc
@@ -331,44 +330,12 @@ def _cohort(
 def _accounts(
     options: DemoOptions, summary: DemoSummary, say: Callable[[str], None]
 ) -> tuple[str, bool]:
-    """The staff and reader accounts; a password that no longer matches the file is renewed."""
-    users = get_user_model()
-    kept = _read_accounts(options.accounts_file)
-    accounts: dict[str, str] = {}
-    changed = False
-    for username in (*READERS, STAFF):
-        user = users.objects.filter(username=username).first()
-        password = kept.get(username, "")
-        if user is None or not password or not user.check_password(password):
-            password = secrets.token_urlsafe(9)
-            user = user or users(username=username)
-            user.set_password(password)
-            user.is_staff = user.is_superuser = username == STAFF
-            user.save()
-            changed = True
-        accounts[username] = password
-    made = changed or kept != accounts
-    if made:
-        _write_accounts(options.accounts_file, accounts)
+    accounts, made = ensure_accounts(options.accounts_file, READERS, STAFF)
     summary.accounts = accounts
     return (
         f"accounts: {STAFF} (staff) and {', '.join(READERS)} (readers), in {options.accounts_file}",
         made,
     )
-
-
-def _read_accounts(path: Path) -> dict[str, str]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def _write_accounts(path: Path, accounts: dict[str, str]) -> None:
-    """Written whole or not at all; mode 0600, since write_atomic's temporary file comes from
-    mkstemp, which creates it readable and writable by its owner only."""
-    write_atomic(path, json.dumps(accounts, indent=2).encode())
 
 
 def _study(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from studies import statistics as st
+from histostudy import statistics as st
 from studies.models import Response, Study
 
 RESPONSE_COLUMNS = [

@@ -1,7 +1,7 @@
 """A study's results: its scored responses fetched once, grouped, and handed to statistics.py.
 
 Practice trials never count. Everything here is a query plus grouping; the maths lives in
-studies/statistics.py.
+histostudy/statistics.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from studies import statistics as st
+from histostudy import statistics as st
 from studies.models import Response, Study
 
 BLOCKS = 4  # the session split into quarters, to see a learning effect

@@ -2,10 +2,8 @@ from django.urls import path
 
 from studies import dashboard
 
-app_name = "dashboards"
+# part of the project's "dashboards" namespace (histostudy/urls.py)
 urlpatterns = [
-    path("generation/", dashboard.generation_dashboard, name="generation"),
-    path("experiments/<slug:name>/", dashboard.experiment_dashboard, name="experiment"),
     path("studies/<int:pk>/", dashboard.study_dashboard, name="study"),
     path("studies/<int:pk>/responses.csv", dashboard.export_responses, name="responses-csv"),
     path("studies/<int:pk>/imrmc.csv", dashboard.export_imrmc, name="imrmc-csv"),

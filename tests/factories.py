@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from generation.models import Cohort, CohortMember, Dataset, Generator, Tile
-from generation.tilestore import encode_png, pixel_sha256, tile_relpath, write_atomic
+from generation.tiles.store import encode_png, pixel_sha256, tile_relpath, write_atomic
 from studies.models import Study
 
 PASSWORD = "read-tiles-2026"
@@ -81,9 +81,8 @@ def generator_row(
 def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5) -> Cohort:
     """A complete cohort: per_stratum tiles of each kind x label, files in MEDIA_ROOT."""
     dataset = Dataset.objects.create(name=f"{name}-real")
-    # a generator folder with its (empty) training list: it trained on no tile of this cohort
+    # a generator that trained on no tile of this cohort
     folder = Path(settings.MEDIA_ROOT) / "generators" / f"{name}-generator"
-    write_atomic(folder / "training_tiles.txt", b"")
     generator = generator_row(f"{name}-generator", dataset, path=str(folder))
     cohort = Cohort.objects.create(
         name=name,

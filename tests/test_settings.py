@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from histostudy.settings import env_bool
+from histostudy.settings import env_bool, env_number
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +40,22 @@ def test_env_bool_rejects_anything_else(monkeypatch):
         env_bool("SOME_FLAG", "false")
 
 
+def test_env_number_reads_numbers_and_names_the_variable_otherwise(monkeypatch):
+    monkeypatch.setenv("SOME_COUNT", " 12 ")
+    assert env_number("SOME_COUNT", "5") == 12
+    monkeypatch.setenv("SOME_COUNT", "1.5")
+    assert env_number("SOME_COUNT", "5", kind=float) == 1.5
+    with pytest.raises(ImproperlyConfigured, match=r"SOME_COUNT must be an integer, got '1\.5'"):
+        env_number("SOME_COUNT", "5")
+    monkeypatch.setenv("SOME_COUNT", "0")
+    with pytest.raises(ImproperlyConfigured, match="SOME_COUNT must be at least 1, got '0'"):
+        env_number("SOME_COUNT", "5", minimum=1)
+    # at start-up: a deployment's typo stops the process with the variable's name
+    result = settings_in({"AXES_FAILURE_LIMIT": "five"}, "s.AXES_FAILURE_LIMIT")
+    assert result.returncode != 0
+    assert "AXES_FAILURE_LIMIT must be an integer, got 'five'" in result.stderr
+
+
 def test_secret_key_required_when_debug_is_off():
     result = settings_in({"DEBUG": "false"}, "s.DEBUG")
     assert result.returncode != 0 and "SECRET_KEY must be set when DEBUG is off" in result.stderr
@@ -63,3 +79,16 @@ def test_sqlite_is_the_default_and_database_url_selects_postgresql():
 def test_media_root_from_environment(tmp_path):
     result = settings_in({"MEDIA_ROOT": str(tmp_path / "tiles")}, "s.MEDIA_ROOT")
     assert result.stdout.strip() == str(tmp_path / "tiles")
+
+
+def test_a_generators_folder_that_cannot_be_written_is_a_system_check_error(settings, tmp_path):
+    from generation.checks import generators_folder_check
+
+    settings.HISTOSTUDY_GENERATORS_DIR = tmp_path / "not-yet" / "generators"
+    assert generators_folder_check() == []  # created on first use, under a writable parent
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    settings.HISTOSTUDY_GENERATORS_DIR = blocker / "generators"
+    errors = generators_folder_check()
+    assert [e.id for e in errors] == ["histostudy.E001"]
+    assert str(blocker) in errors[0].msg and "not a writable folder" in errors[0].msg

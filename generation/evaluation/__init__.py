@@ -1,22 +1,30 @@
-"""Fidelity of generators: `evaluate_generator` is the entry point (manage.py evaluate_generator).
+"""Fidelity and utility of generators.
 
-fidelity.py holds the pure measures (no Django); run.py picks the tiles, runs the measures
-and stores one FidelityEvaluation; summary.py formats it for people and scripts.
+- evaluate_generator (run; manage.py evaluate_generator): every fidelity measure of one
+  generator against held-out real tiles, stored as one FidelityEvaluation; fidelity.py holds
+  its pure measures, summary.py formats it for people and scripts;
+- compute_fid (fid; manage.py compute_fid): FID/KID and precision/recall of a cohort or tile
+  set with its real-vs-real floor; the maths is metrics.py;
+- evaluate_utility (utility; manage.py evaluate_utility): a tumour classifier (classifier.py)
+  trained on real, synthetic or mixed tiles and scored on real ones.
 """
 
-from generation.evaluation.run import (
-    MEASURES,
-    EvaluationError,
-    EvaluationRequest,
-    evaluate_generator,
-)
-from generation.evaluation.summary import summary_dict, summary_lines
+from generation import lazy_exports
 
-__all__ = [
-    "MEASURES",
-    "EvaluationError",
-    "EvaluationRequest",
-    "evaluate_generator",
-    "summary_dict",
-    "summary_lines",
-]
+_EXPORTS = {
+    "FidError": "fid",
+    "FidSummary": "fid",
+    "compute_fid": "fid",
+    "EvaluationError": "run",
+    "EvaluationRequest": "run",
+    "MEASURES": "run",
+    "evaluate_generator": "run",
+    "summary_dict": "summary",
+    "summary_lines": "summary",
+    "UtilityError": "utility",
+    "evaluate_utility": "utility",
+    "summarise": "utility",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from generation.classifier import ClassifierConfig, Scores, evaluate, predict, train
-from studies.statistics import proportion  # moves to a shared module with the package split
+from generation.annotation.features import quality
+from generation.evaluation.classifier import ClassifierConfig, Scores, evaluate, predict, train
+from histostudy.statistics import proportion
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,6 @@ def image_statistics(tiles: np.ndarray, file_sizes: Sequence[int]) -> np.ndarray
     """(N, D) statistics of presented tiles: the served file's size in bytes, the quality
     filter's statistics (HSV moments, sharpness as the variance of the Laplacian, contours) and
     the RGB means and standard deviations."""
-    from generation.features import quality
 
     rows = []
     for tile, size in zip(tiles, file_sizes, strict=True):

@@ -15,6 +15,44 @@ PRECISIONS = ("auto", "no", "bf16", "fp16")
 # sampling defaults, for every command and function that generates tiles
 SAMPLING_STEPS = 25
 GUIDANCE = 3.0
+# dpm++: DPM-Solver++ 2M, deterministic; dpm++-sde: its stochastic (SDE) variant, which
+# injects fresh noise each step and so corrects part of an imperfect denoiser's error
+# (Karras et al. 2022, section 4); ddim: deterministic first order
+SCHEDULERS = ("dpm++", "dpm++-sde", "ddim")
+STOCHASTIC = ("dpm++-sde",)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How tiles are drawn from a trained generator: solver steps, classifier-free guidance
+    scale and solver. Each cohort records it, and each tile's provenance."""
+
+    steps: int = SAMPLING_STEPS
+    guidance: float = GUIDANCE
+    scheduler: str = "dpm++"
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps {self.steps}: expected at least 1")
+        if self.guidance < 0:
+            raise ValueError(f"guidance {self.guidance}: expected 0 or more")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(
+                f"unknown scheduler {self.scheduler!r}; expected one of {', '.join(SCHEDULERS)}"
+            )
+
+    def replace(self, **changes: Any) -> SamplingConfig:
+        """A copy with the given fields changed; None leaves a field as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# named sampling settings: ours (measured on the cpu preset, docs/BENCHMARKS.md) and the
+# paper's (Osorio et al.: 50 steps, guidance 7.5, for a fine-tuned Stable Diffusion)
+SAMPLING = {
+    "default": SamplingConfig(),
+    "paper": SamplingConfig(steps=50, guidance=7.5),
+}
+
 
 # What a config written before a field existed meant by it: generators trained earlier load
 # as they were trained (a KL autoencoder, the DDPM objective, no pooled prompt, fp32).

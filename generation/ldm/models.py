@@ -13,13 +13,8 @@ from diffusers import (
 )
 
 from generation.ldm.autoencoder import TileAutoencoder
-from generation.ldm.config import GeneratorConfig
+from generation.ldm.config import SCHEDULERS, GeneratorConfig
 
-# dpm++: DPM-Solver++ 2M, deterministic; dpm++-sde: its stochastic (SDE) variant, which
-# injects fresh noise each step and so corrects part of an imperfect denoiser's error
-# (Karras et al. 2022, section 4); ddim: deterministic first order
-SCHEDULERS = ("dpm++", "dpm++-sde", "ddim")
-STOCHASTIC = ("dpm++-sde",)
 DPM_ALGORITHMS = {"dpm++": "dpmsolver++", "dpm++-sde": "sde-dpmsolver++"}  # diffusers' names
 # EDM's noise range (Karras et al. 2022) for latents standardised to unit variance
 EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_SIGMA_DATA = 0.002, 80.0, 1.0

@@ -12,14 +12,9 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from generation.ldm import sd
 from generation.ldm.autoencoder import TileAutoencoder
 from generation.ldm.codec import LatentCodec, to_unit
-from generation.ldm.config import GUIDANCE, SAMPLING_STEPS, GeneratorConfig
+from generation.ldm.config import GUIDANCE, SAMPLING_STEPS, STOCHASTIC, GeneratorConfig
 from generation.ldm.digest import files_sha256
-from generation.ldm.models import (
-    STOCHASTIC,
-    edm_scheduler,
-    sampling_scheduler,
-    training_scheduler,
-)
+from generation.ldm.models import edm_scheduler, sampling_scheduler, training_scheduler
 from generation.ldm.text import FrozenTextEncoder, pooled, trim_padding
 
 META = "histostudy.json"

@@ -14,10 +14,8 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -26,105 +24,23 @@ from diffusers.training_utils import EMAModel
 from tqdm import tqdm
 
 from generation.ldm import sd
-from generation.ldm.autoencoder import TileAutoencoder
+from generation.ldm.budget import TimeBudget
+from generation.ldm.checkpoint import Checkpoints
 from generation.ldm.codec import LatentCodec, to_unit
 from generation.ldm.config import GeneratorConfig
+from generation.ldm.data import TrainingData, TrainResult, dihedral, sampling_weights
 from generation.ldm.models import (
     EDM_SIGMA_DATA,
     build_autoencoder,
     build_unet,
     training_scheduler,
 )
+from generation.ldm.objectives import AutoencoderLoss, learning_rate
 from generation.ldm.precision import resolve_precision
 from generation.ldm.text import FrozenTextEncoder, pooled, trim_padding
 
-CHECKPOINT = "checkpoint"
-STATE = "state.pt"
 
-
-@dataclass
-class TrainingData:
-    """Tiles (N, H, W, 3) uint8 and one prompt per tile."""
-
-    tiles: np.ndarray
-    prompts: list[str]
-
-    def __post_init__(self) -> None:
-        if len(self.tiles) != len(self.prompts) or not len(self.tiles):
-            raise ValueError(f"{len(self.tiles)} tiles but {len(self.prompts)} prompts")
-
-
-@dataclass
-class TrainResult:
-    vae_steps: int
-    unet_steps: int
-    seconds: float
-    final_loss: float
-    stopped_early: bool  # by --max-minutes
-    losses: list[tuple[str, int, float]] = field(default_factory=list)
-
-
-def dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A random one of the 8 rotations/flips per batch: tissue has no up or left."""
-    k = int(torch.randint(0, 4, (1,), generator=generator))
-    x = torch.rot90(x, k, dims=(2, 3))
-    return torch.flip(x, dims=(3,)) if torch.rand(1, generator=generator) < 0.5 else x
-
-
-def sampling_weights(prompts: list[str], balance: bool) -> torch.Tensor:
-    """Uniform, or inverse prompt frequency so every prompt (class x cluster) is seen equally."""
-    if not balance:
-        return torch.ones(len(prompts))
-    counts: dict[str, int] = {}
-    for p in prompts:
-        counts[p] = counts.get(p, 0) + 1
-    return torch.tensor([1.0 / counts[p] for p in prompts])
-
-
-class BudgetError(ValueError):
-    """A time budget that buys fewer steps than the config's minimum: no generator is made."""
-
-
-class AutoencoderLoss(torch.nn.Module):
-    """The autoencoder's training loss as one forward pass: under several processes the
-    gradients are averaged by DistributedDataParallel, which only sees a wrapped forward()."""
-
-    def __init__(self, vae: torch.nn.Module, kl_weight: float, latent_noise: float = 0.0) -> None:
-        super().__init__()
-        self.vae = vae
-        self.kl_weight = kl_weight
-        self.latent_noise = latent_noise
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, S, S) in [-1, 1]
-        if isinstance(self.vae, TileAutoencoder):  # deterministic codes; L1 keeps edges
-            z = self.vae.encode(x)
-            if self.latent_noise:  # the decoder learns to map near-miss codes to clean tiles
-                z = z + noised_codes(z, self.latent_noise)
-            return F.l1_loss(self.vae.decode(z).float(), x)
-        posterior = self.vae.encode(x).latent_dist
-        recon = self.vae.decode(posterior.sample()).sample
-        return F.l1_loss(recon.float(), x) + self.kl_weight * posterior.kl().mean()
-
-
-def noised_codes(z: torch.Tensor, scale: float) -> torch.Tensor:
-    """Noise for decoder training (noise-augmented decoding, Zheng et al. 2025, "Diffusion
-    Transformers with Representation Autoencoders"): per tile, Gaussian noise of a standard
-    deviation drawn uniformly in [0, scale] times the codes' own standard deviation, so the
-    decoder sees the near-miss codes a sampler ends on. The noise level carries no gradient."""
-    sigma = torch.rand(len(z), 1, 1, 1, device=z.device) * scale * z.detach().float().std()
-    return (sigma * torch.randn_like(z, dtype=torch.float32)).to(z.dtype)
-
-
-def learning_rate(base: float, step: int, planned: int, warmup: int, schedule: str) -> float:
-    """Linear warm-up over `warmup` steps, then constant or cosine down to 10% at `planned`."""
-    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
-    if schedule == "cosine" and planned > warmup:
-        done = min(1.0, max(0.0, (step - warmup) / (planned - warmup)))
-        factor *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
-    return base * factor
-
-
-class Trainer:
+class Trainer(TimeBudget, Checkpoints):
     def __init__(
         self,
         config: GeneratorConfig,
@@ -230,37 +146,6 @@ class Trainer:
         return dihedral(x, self.generator)
 
     # --- budgets --------------------------------------------------------------------------
-
-    def _plan_phase(self, phase: str, step: int, session: list[float], until: float) -> None:
-        """With a deadline, fix the phase's step count from the speed of this session's steps
-        3 to 13 (the first steps warm caches up) and refuse a budget below the minimum."""
-        if self.planned[phase] or not math.isfinite(until) or len(session) < 13:
-            return
-        rate = 10 / max(session[12] - session[2], 1e-9)  # steps per second
-        plan = min(self.plan[phase], step + int(rate * max(0.0, until - time.monotonic())))
-        if self.accelerator.num_processes > 1:  # one plan for all, or some would wait for ever
-            plans = self.accelerator.gather(torch.tensor([plan], device=self.accelerator.device))
-            plan = int(plans.min())
-        self.plan[phase] = plan
-        self.planned[phase] = True
-        self._check_budget(phase, self.plan[phase], "would reach")
-
-    def _check_budget(
-        self, phase: str, steps: int, verb: str, where: str = " in this time budget"
-    ) -> None:
-        needed = self.config.min_vae_steps if phase == "autoencoder" else self.config.min_unet_steps
-        field = "min_vae_steps" if phase == "autoencoder" else "min_unet_steps"
-        if steps >= needed:
-            return
-        advice = (
-            f"give it about {needed / max(steps, 1):.1f} times the time, or more"
-            if where
-            else f"ask for at least {needed}"
-        )
-        raise BudgetError(
-            f"the {phase} {verb} {steps} steps{where}, fewer than the {needed} it needs "
-            f"(the preset's {field}); {advice}"
-        )
 
     def _lr(self, optimizer, base: float, phase: str, step: int) -> None:
         lr = learning_rate(
@@ -422,15 +307,6 @@ class Trainer:
             z = z + std[idx] * torch.randn(z.shape, generator=self.generator)
         return dihedral(self.codec.normalise(z), self.generator).to(self.accelerator.device)
 
-    def _out_of_time(self, until: float) -> bool:
-        """Whether the time is up, agreed by every process: one that stopped alone would leave
-        the others waiting in their next gradient all-reduce for ever."""
-        late = time.monotonic() >= until
-        if self.accelerator.num_processes == 1:
-            return late
-        flag = torch.tensor([float(late)], device=self.accelerator.device)
-        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
-
     def _record(self, phase: str, step: int, loss: torch.Tensor, bar: tqdm) -> None:
         value = float(self.accelerator.gather(loss.detach().reshape(1)).mean())
         if not math.isfinite(value):
@@ -441,142 +317,7 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------------
 
-    def save_checkpoint(self) -> None:
-        """Everything needed to resume, written to a temporary file and renamed over the last
-        checkpoint: a rename replaces a file atomically, so a kill leaves the old or the new."""
-        self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return
-        folder = self.out_dir / CHECKPOINT
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{STATE}.tmp"
-        torch.save(
-            {
-                "vae": None if self.sd else self.vae.state_dict(),  # a frozen one is not saved
-                "unet": self.accelerator.unwrap_model(self.unet).state_dict(),
-                "vae_opt": None if self.sd else self.vae_opt.state_dict(),
-                "unet_opt": self.unet_opt.state_dict(),
-                "ema": self.ema.state_dict(),
-                "vae_step": self.vae_step,
-                "vae_finished": self.vae_finished,
-                "unet_step": self.unet_step,
-                "codec": self.codec.state(),
-                "plan": self.plan,
-                "planned": self.planned,
-                "generator": self.generator.get_state(),
-                # torch's global generators: the autoencoder samples its posterior from them
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "losses": self.losses,
-                "config": self.config.to_json(),
-            },
-            tmp,
-        )
-        tmp.replace(folder / STATE)
-
-    def load_checkpoint(self) -> bool:
-        path = self.out_dir / CHECKPOINT / STATE
-        if not path.is_file():
-            return False
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except (RuntimeError, EOFError, OSError) as exc:
-            raise ValueError(
-                f"{path}: corrupt checkpoint ({exc}); delete it to start over"
-            ) from exc
-        # compared as configs, so a checkpoint written before a field existed matches its
-        # LEGACY meaning
-        if GeneratorConfig.from_json(state["config"]) != self.config:
-            raise ValueError(
-                f"{path}: the checkpoint was trained with another config; use it or delete it"
-            )
-        if not self.sd:
-            self.vae.load_state_dict(state["vae"])
-            self.vae_opt.load_state_dict(state["vae_opt"])
-        self.accelerator.unwrap_model(self.unet).load_state_dict(state["unet"])
-        self.unet_opt.load_state_dict(state["unet_opt"])
-        self.ema.load_state_dict(state["ema"])
-        self.vae_step, self.unet_step = state["vae_step"], state["unet_step"]
-        self.vae_finished = state["vae_finished"]
-        if "codec" in state:
-            self.codec = LatentCodec.from_meta(self.vae, state["codec"])
-        else:  # written before the codec: one scaling factor
-            self.codec = LatentCodec(self.vae, state["scaling_factor"])
-        self.plan = state.get("plan", self.plan)
-        self.planned = state.get("planned", self.planned)
-        self.generator.set_state(state["generator"])
-        if "torch_rng" in state:  # absent from checkpoints written before it was saved
-            torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng"):
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.losses = [tuple(x) for x in state["losses"]]
-        return True
-
     # --- the whole run --------------------------------------------------------------------
-
-    def autoencoder_share(self) -> float:
-        """The autoencoder's share of a time budget: `vae_time_share`, or more where its
-        remaining steps take a larger share of the time both phases' remaining steps take at
-        the speeds probed here. A budget in minutes (the preset's steps far beyond reach) keeps
-        vae_time_share; a budget in steps with a time cap (the demo's) that the cap cuts short
-        cuts both phases alike, instead of starving the autoencoder on a slow machine."""
-        vae_seconds, unet_seconds = self._probe_speeds()
-        vae_left = max(0, self.config.vae_steps - self.vae_step) * vae_seconds
-        unet_left = max(0, self.config.unet_steps - self.unet_step) * unet_seconds
-        share = max(self.config.vae_time_share, vae_left / max(vae_left + unet_left, 1e-9))
-        self.log(
-            f"speed here: {vae_seconds:.2f} s an autoencoder step, {unet_seconds:.2f} s a "
-            f"denoiser step; the autoencoder gets at most {share:.0%} of the time"
-        )
-        return share
-
-    def _probe_speeds(self, steps: int = 4) -> tuple[float, float]:
-        """Seconds of one training step of each phase (forward and backward on random inputs
-        of the real shapes, the last half of `steps` timed), changing no weight, optimiser
-        state or random stream that training uses, so a resumed run stays exact."""
-        cfg, device = self.config, self.accelerator.device
-        rng = torch.Generator().manual_seed(cfg.seed + 1)
-        crop = cfg.vae_crop or cfg.image_size
-        tiles = torch.rand(cfg.vae_batch_size or cfg.batch_size, 3, crop, crop, generator=rng)
-        side = cfg.latent_size
-        z = torch.randn(cfg.batch_size, cfg.latent_channels, side, side, generator=rng)
-        states = torch.randn(cfg.batch_size, 16, cfg.text_dim, generator=rng)
-        summary = torch.randn(cfg.batch_size, cfg.text_dim, generator=rng)
-        unet = self.accelerator.unwrap_model(self.unet)  # no gradient all-reduce
-
-        pooled_text = summary.to(device) if cfg.pooled_text else None
-
-        def vae_step() -> None:
-            x = (tiles * 2 - 1).to(device)
-            if isinstance(self.vae, TileAutoencoder):
-                recon = self.vae.decode(self.vae.encode(x))
-            else:  # the KL autoencoder of earlier generators
-                recon = self.vae.decode(self.vae.encode(x).latent_dist.mean).sample
-            F.l1_loss(recon.float(), x).backward()
-
-        def unet_step() -> None:
-            t = torch.ones(len(z), device=device)
-            out = unet(z.to(device), t, encoder_hidden_states=states.to(device),
-                       class_labels=pooled_text).sample  # fmt: skip
-            F.mse_loss(out.float(), z.to(device)).backward()
-
-        def sync() -> None:  # a GPU runs queued work later: time it done, not queued
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-
-        timings = []
-        for module, step in ((self.vae, vae_step), (unet, unet_step)):
-            times = []
-            for _ in range(steps):
-                sync()
-                began = time.monotonic()
-                with self.accelerator.autocast():
-                    step()
-                sync()
-                times.append(time.monotonic() - began)
-            module.zero_grad(set_to_none=True)
-            timings.append(sum(times[steps // 2 :]) / len(times[steps // 2 :]))
-        return timings[0], timings[1]
 
     def run(self, max_minutes: float | None = None, resume: bool = False) -> TrainResult:
         """Both phases within `max_minutes` (the autoencoder's part: autoencoder_share).

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import numpy as np
 from django.db import connection
 
-from generation.tilestore import pixel_sha256, read_tile
+from generation.tiles.store import pixel_sha256, read_tile
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGING = ".staging"

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from generation import generators
-from generation.generators import load_pipeline, train_generator
+from generation.generators import load_pipeline, train_generator, training
 from generation.models import Cohort, Generator, Tile
 from tests.faults.harness import (
     KillPlan,
@@ -39,7 +38,7 @@ GENERATOR_FIELDS = (
     *("backbone", "scheme", "preset", "config", "dataset__name", "split", "tiles_trained"),
     *("vae_steps", "unet_steps", "final_loss", "weights_sha256"),
 )
-PIPELINE_FILES = ["histostudy.json", "loss.csv", "training_tiles.txt"]
+PIPELINE_FILES = ["histostudy.json", "loss.csv"]
 
 
 def generator_state(name: str) -> dict:
@@ -51,7 +50,12 @@ def generator_state(name: str) -> dict:
     assert sorted(p.name for p in work.iterdir()) == ["checkpoint", "pipeline"], "leftovers"
     assert [p.name for p in (work / "checkpoint").iterdir()] == ["state.pt"], "leftovers"
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    return {"row": row, "files": files} | {f: (folder / f).read_text() for f in PIPELINE_FILES}
+    trained = sorted(
+        Generator.objects.get(name=name).training_tiles.values_list("sha256", flat=True)
+    )
+    return {"row": row, "files": files, "trained": trained} | {
+        f: (folder / f).read_text() for f in PIPELINE_FILES
+    }
 
 
 def sample(name: str) -> np.ndarray:
@@ -97,7 +101,7 @@ def test_train_generator_killed_anywhere_resumes_to_the_uninterrupted_weights(
 @pytest.fixture
 def generator_for_cohorts(annotated: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A tiny generator trained one step per phase: enough for deterministic pixels."""
-    monkeypatch.setattr(generators, "write_previews", lambda *args, **kwargs: None)
+    monkeypatch.setattr(training, "write_previews", lambda *args, **kwargs: None)
     overrides = {"vae_steps": "1", "unet_steps": "1", "batch_size": "4"}
     train_generator(
         dataset=annotated,

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from generation.importer import import_tiles
 from generation.models import (
     Dataset,
     MorphologyCluster,
@@ -17,6 +16,7 @@ from generation.models import (
     Tile,
     TileAnnotation,
 )
+from generation.tiles.importer import import_tiles
 from tests.faults.harness import (
     KillPlan,
     Run,

@@ -12,13 +12,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from django.forms.models import model_to_dict
 from PIL import Image
 
-from generation.annotation import annotate_dataset
-from generation.generators import train_generator
-from generation.importer import import_tiles
-from generation.models import Generator
-from generation.tilestore import pixel_sha256
+from generation.annotation.annotate import annotate_dataset
+from generation.generators import generators_root, link_training_tiles, train_generator
+from generation.models import Dataset, Generator
+from generation.tiles.importer import import_tiles
+from generation.tiles.store import pixel_sha256
 from tests.generation.test_features import draw_discs, scattered
 
 
@@ -150,9 +151,52 @@ def annotated(tile_tree) -> str:
     return "gen-fixture"
 
 
-@pytest.fixture
-def tiny_generator(annotated) -> Generator:
+def train_tiny(dataset: str, name: str = "tiny", previews: bool = True) -> Generator:
     train_generator(
-        dataset=annotated, scheme="morphology", preset="tiny", name="tiny", progress=False
+        dataset=dataset,
+        scheme="morphology",
+        preset="tiny",
+        name=name,
+        progress=False,
+        previews=previews,
     )
-    return Generator.objects.get(name="tiny")
+    return Generator.objects.get(name=name)
+
+
+@dataclass
+class TrainedCopy:
+    """A trained tiny generator kept for the rest of the test run: its pipeline folder, its
+    row's fields and the hashes of the tiles it trained on."""
+
+    folder: Path
+    fields: dict
+    shas: list[str]
+
+
+_trained: dict[str, TrainedCopy] = {}
+
+
+@pytest.fixture
+def tiny_generator(annotated, tmp_path_factory) -> Generator:
+    """The tiny preset trained on the annotated fixture tiles, registered as "tiny".
+
+    It is trained once per test run; later tests register a copy of that pipeline folder with
+    the same fields. Training is deterministic on the CPU (the same tiles, config and seed give
+    the same weights: tests/faults check it), so the copy is what training would make again;
+    load_pipeline checks its weights against the recorded checksum like any other.
+    """
+    copy = _trained.get(annotated)
+    if copy is None:
+        generator = train_tiny(annotated)
+        folder = tmp_path_factory.mktemp("tiny-generator") / "pipeline"
+        shutil.copytree(generator.path, folder)
+        fields = model_to_dict(generator, exclude=["id", "dataset", "path", "training_tiles"])
+        shas = sorted(generator.training_tiles.values_list("sha256", flat=True))
+        _trained[annotated] = TrainedCopy(folder, fields, shas)
+        return generator
+    target = generators_root() / "tiny" / "pipeline"
+    shutil.copytree(copy.folder, target)
+    dataset = Dataset.objects.get(name=annotated)
+    generator = Generator.objects.create(**copy.fields, dataset=dataset, path=str(target))
+    link_training_tiles(generator, dataset, copy.shas)
+    return generator

@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from generation.importer import import_tiles
 from generation.models import Tile
+from generation.tiles.importer import import_tiles
 
 pytestmark = pytest.mark.django_db
 

@@ -13,10 +13,11 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from PIL import Image
 
-from generation import annotation
-from generation.annotation import annotate_dataset
-from generation.importer import import_tiles
+from generation.annotation import annotate as annotation
+from generation.annotation.annotate import annotate_dataset
+from generation.annotation.signal import feature_signal
 from generation.models import MorphologyCluster, Tile, TileAnnotation, TileEmbedding
+from generation.tiles.importer import import_tiles
 from tests.generation.test_features import draw_discs, scattered
 
 pytestmark = pytest.mark.django_db
@@ -236,11 +237,11 @@ def test_feature_signal_pipeline_on_a_fixture_where_tumour_means_dense_large_nuc
             Image.fromarray(image).save(folder / f"{i}.png")
     import_tiles(tmp_path / "t", "signal", progress=False)
     annotate_dataset("signal", clusters=2, progress=False)
-    auc, n_train, n_valid = annotation.feature_signal("signal")
+    auc, n_train, n_valid = feature_signal("signal")
     assert (n_train, n_valid) == (24, 12)
     assert auc > 0.95
     with pytest.raises(annotation.AnnotationError, match="split 'test' of 'signal' needs"):
-        annotation.feature_signal("signal", test_split="test")
+        feature_signal("signal", test_split="test")
 
 
 @pytest.mark.slow
@@ -256,5 +257,5 @@ def test_full_sample_annotation(shared_pcam):
     for prompts in accepted.values_list("prompts", flat=True).iterator(chunk_size=5000):
         assert set(prompts) == {"label", "morphology", "features"}
         assert MORPHOLOGY.match(prompts["morphology"]) and FEATURES.match(prompts["features"])
-    auc, _, _ = annotation.feature_signal("pcam-sample")
+    auc, _, _ = feature_signal("pcam-sample")
     assert auc >= 0.80

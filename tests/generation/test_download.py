@@ -13,8 +13,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from generation import download
 from generation.models import Tile
+from generation.tiles import download
 from tests.generation.conftest import he_like_tile, write_hdf5_pair
 
 pytestmark = pytest.mark.django_db

@@ -14,9 +14,9 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from sklearn.metrics import roc_auc_score
 
-from generation.classifier import ClassifierConfig
 from generation.evaluation import fidelity
-from generation.evaluation.run import presented
+from generation.evaluation.classifier import ClassifierConfig
+from generation.evaluation.measures import presented
 from generation.models import Cohort, CohortMember, FidelityEvaluation, TileAnnotation
 from tests.generation.test_utility import bright_vs_dark
 
@@ -114,7 +114,7 @@ def test_evaluation_measures_everything_against_held_out_tiles(
     assert (result["n_synthetic"], result["n_real"], result["n_floor"]) == (8, 8, 8)
     evaluation = FidelityEvaluation.objects.get(pk=result["id"])
     cohort = evaluation.cohort
-    trained = set((Path(tiny_generator.path) / "training_tiles.txt").read_text().split())
+    trained = set(tiny_generator.training_tiles.values_list("sha256", flat=True))
     members = CohortMember.objects.filter(cohort=cohort, kind="real")
     assert cohort.split == "valid"
     assert not set(members.values_list("tile__sha256", flat=True)) & trained
@@ -139,7 +139,7 @@ def test_evaluation_measures_everything_against_held_out_tiles(
     def rising(model, tiles, device=None, batch=256):
         return np.linspace(0, 1, len(tiles))
 
-    monkeypatch.setattr("generation.classifier.predict", rising)
+    monkeypatch.setattr("generation.evaluation.measures.predict", rising)
     again = evaluate("tiny", "--size", "8", "--skip", "readers,utility")
     assert again["details"]["label_classifier"]["cached"] is True  # trained once per data
     assert again["reader_auc"] is None and again["utility_auc"] is None
@@ -150,12 +150,12 @@ def test_evaluation_measures_everything_against_held_out_tiles(
 
 @pytest.mark.django_db
 def test_missing_generator_files_are_named_and_nothing_is_written(tiny_generator):
-    training_list = Path(tiny_generator.path) / "training_tiles.txt"
-    kept = training_list.read_text()
-    training_list.unlink()
+    kept = list(tiny_generator.training_tiles.all())
+    tiny_generator.training_tiles.remove(*kept[:3])  # e.g. tiles deleted since it trained
     with pytest.raises(CommandError, match="training tiles cannot be held out"):
         evaluate("tiny", "--size", "8")
-    training_list.write_text(kept)
+    assert not FidelityEvaluation.objects.exists() and not Cohort.objects.exists()
+    tiny_generator.training_tiles.add(*kept[:3])
     shutil.rmtree(Path(tiny_generator.path) / "unet")
     with pytest.raises(CommandError, match="generator 'tiny'"):
         evaluate("tiny", "--size", "8")

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from generation import experiment as experiment_module
-from generation.embeddings import default_inception_weights
+from generation.annotation.embeddings import default_inception_weights
+from generation.experiment import Options, options_for
 from generation.models import Cohort, Experiment, FidResult, Generator, UtilityResult
 
 pytestmark = [
@@ -103,8 +103,8 @@ def test_tiny_experiment_resumes_after_a_kill_and_writes_its_report(
     assert (FidResult.objects.count(), UtilityResult.objects.count()) == before
 
 
-def exp_options(exp: Experiment) -> experiment_module.Options:
-    return experiment_module.Options.from_json(exp.options)
+def exp_options(exp: Experiment) -> Options:
+    return Options.from_json(exp.options)
 
 
 def test_resuming_with_other_options_or_bad_options_is_refused(annotated):
@@ -117,7 +117,7 @@ def test_resuming_with_other_options_or_bad_options_is_refused(annotated):
     Experiment.objects.create(
         name="x",
         dataset_id=Generator._meta.apps.get_model("generation", "Dataset").objects.get().pk,
-        options=experiment_module.options_for("gen-fixture", preset="tiny").as_json(),
+        options=options_for("gen-fixture", preset="tiny").as_json(),
     )
     with pytest.raises(CommandError, match="exists with other cohort_size"):
         call_command("run_experiment", "x", "--dataset", "gen-fixture", "--preset", "tiny",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.measure import regionprops
 
-from generation.features import (
+from generation.annotation.features import (
     FEATURE_NAMES,
     QualityThresholds,
     annotate,

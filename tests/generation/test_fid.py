@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from generation.embeddings import InceptionEmbedder, default_inception_weights, file_digest
-from generation.fid import cached_features
-from generation.metrics import Moments, fid_from_features, frechet_distance, precision_recall
+from generation.annotation.cache import cached_features
+from generation.annotation.embeddings import (
+    InceptionEmbedder,
+    default_inception_weights,
+    file_digest,
+)
+from generation.evaluation.metrics import (
+    Moments,
+    fid_from_features,
+    frechet_distance,
+    precision_recall,
+)
 from generation.models import FidResult, Tile, TileEmbedding
 from tests.factories import cohort_from_fixture_tiles
 

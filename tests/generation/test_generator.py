@@ -10,10 +10,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from generation import generators
-from generation.generators import generate_cohort, train_generator
-from generation.ldm.config import PRESETS
+from generation.cohorts import CohortRequest, Runtime, generate_cohort
+from generation.cohorts import storage as cohort_storage
+from generation.generators import train_generator
+from generation.ldm.config import PRESETS, SamplingConfig
 from generation.models import Cohort, CohortMember, Generator, Tile
-from generation.tilestore import read_tile
+from generation.tiles.store import read_tile
+from tests.generation.conftest import train_tiny
 
 pytestmark = pytest.mark.django_db
 
@@ -22,15 +25,15 @@ def store_files(media: Path) -> set[str]:
     return {p.stem for p in (media / "tiles").rglob("*.png")}
 
 
-def test_tiny_preset_trains_registers_and_reloads(tiny_generator):
-    g = tiny_generator
+def test_tiny_preset_trains_registers_and_reloads(annotated):
+    g = train_tiny(annotated)  # trained here, not a copy: this is the test of training
+    assert g.training_tiles.count() == g.tiles_trained == 64
     folder = Path(g.path)
     assert {p.name for p in folder.iterdir()} >= {
         "vae",
         "unet",
         "histostudy.json",
         "loss.csv",
-        "training_tiles.txt",
     }
     assert (g.tiles_trained, g.vae_steps, g.unet_steps) == (
         64,
@@ -48,14 +51,16 @@ def test_tiny_preset_trains_registers_and_reloads(tiny_generator):
 
 def test_cohort_is_stratified_balanced_and_held_out(tiny_generator, isolated_storage):
     summary = generate_cohort(
-        generator="tiny",
-        real_dataset="gen-fixture",
-        split="valid",
-        size=16,
-        name="c16",
-        seed=3,
-        steps=2,
-        batch_size=8,
+        CohortRequest(
+            generator="tiny",
+            real_dataset="gen-fixture",
+            split="valid",
+            size=16,
+            name="c16",
+            seed=3,
+            sampling=SamplingConfig(steps=2),
+        ),
+        Runtime(batch_size=8),
         progress=False,
     )
     assert (summary.real, summary.synthetic, summary.generated_now) == (16, 16, 16)
@@ -66,7 +71,8 @@ def test_cohort_is_stratified_balanced_and_held_out(tiny_generator, isolated_sto
     assert sorted((m.label, m.cluster, m.prompt) for m in real) == sorted(
         (m.label, m.cluster, m.prompt) for m in synthetic
     )
-    trained = set((Path(tiny_generator.path) / "training_tiles.txt").read_text().split())
+    trained = set(tiny_generator.training_tiles.values_list("sha256", flat=True))
+    assert len(trained) == tiny_generator.tiles_trained
     assert all(m.tile.split == "valid" and m.tile.sha256 not in trained for m in real)
     for m in synthetic:
         assert (
@@ -88,13 +94,15 @@ def test_cohort_is_stratified_balanced_and_held_out(tiny_generator, isolated_sto
 def test_same_generator_prompt_and_seed_give_the_same_pixels(tiny_generator):
     for name in ("a", "b"):
         generate_cohort(
-            generator="tiny",
-            real_dataset="gen-fixture",
-            split="valid",
-            size=6,
-            name=name,
-            seed=11,
-            steps=2,
+            CohortRequest(
+                generator="tiny",
+                real_dataset="gen-fixture",
+                split="valid",
+                size=6,
+                name=name,
+                seed=11,
+                sampling=SamplingConfig(steps=2),
+            ),
             progress=False,
         )
     tiles = {
@@ -141,16 +149,24 @@ def test_bf16_precision_runs_the_networks_in_bf16_and_is_recorded(tiny_generator
     assert not np.array_equal(fp32, again)  # bf16 rounding shows: autocast was on
     assert np.abs(fp32.astype(int) - again).mean() < 8  # and it is the same picture
     generate_cohort(
-        generator="tiny", real_dataset="gen-fixture", split="valid", size=2, name="bf16",
-        steps=2, precision="bf16", progress=False,
-    )  # fmt: skip
+        CohortRequest(
+            generator="tiny",
+            real_dataset="gen-fixture",
+            split="valid",
+            size=2,
+            name="bf16",
+            sampling=SamplingConfig(steps=2),
+        ),
+        Runtime(precision="bf16"),
+        progress=False,
+    )
     assert {t.provenance["precision"] for t in Tile.objects.filter(cohort__name="bf16")} == {"bf16"}
 
 
 def test_killed_generation_resumes_to_exactly_n_without_orphans(
     tiny_generator, monkeypatch, isolated_storage
 ):
-    real_store = generators._store_batch
+    real_store = cohort_storage._store_batch
     calls = {"n": 0}
 
     def store_then_die(*args, **kwargs):
@@ -159,23 +175,17 @@ def test_killed_generation_resumes_to_exactly_n_without_orphans(
             raise KeyboardInterrupt  # killed while the second batch is written
         return real_store(*args, **kwargs)
 
-    monkeypatch.setattr(generators, "_store_batch", store_then_die)
-    args = dict(
-        generator="tiny",
-        real_dataset="gen-fixture",
-        split="valid",
-        size=16,
-        name="k",
-        seed=5,
-        steps=2,
-        batch_size=4,
-        progress=False,
-    )
+    monkeypatch.setattr(cohort_storage, "_store_batch", store_then_die)
+    request = CohortRequest(
+        generator="tiny", real_dataset="gen-fixture", split="valid", size=16, name="k", seed=5,
+        sampling=SamplingConfig(steps=2),
+    )  # fmt: skip
+    runtime = Runtime(batch_size=4)
     with pytest.raises(KeyboardInterrupt):
-        generate_cohort(**args)
+        generate_cohort(request, runtime, progress=False)
     assert CohortMember.objects.filter(cohort__name="k", kind="synthetic").count() == 4
-    monkeypatch.setattr(generators, "_store_batch", real_store)
-    summary = generate_cohort(**args)
+    monkeypatch.setattr(cohort_storage, "_store_batch", real_store)
+    summary = generate_cohort(request, runtime, progress=False)
     assert summary.generated_now == 12 and summary.synthetic == 16
     cohort = Cohort.objects.get(name="k")
     assert cohort.members.filter(kind="synthetic").values("tile").distinct().count() == 16
@@ -204,8 +214,9 @@ def test_resume_training_after_a_kill(annotated, settings, tmp_path, monkeypatch
         train_generator(dataset=annotated, scheme="label", preset="tiny", name="r", progress=False)
     monkeypatch.setattr(train_module.Trainer, "_record", real_record)
     summary = train_generator(
-        dataset=annotated, scheme="label", preset="tiny", name="r", resume=True, progress=False
-    )
+        dataset=annotated, scheme="label", preset="tiny", name="r", resume=True, progress=False,
+        previews=False,
+    )  # fmt: skip
     assert (summary.vae_steps, summary.unet_steps) == (10, 10)
     losses = (Path(summary.path) / "loss.csv").read_text().splitlines()
     assert len(losses) == 1 + 10 + 10, "steps 6-7 after the checkpoint are redone, not doubled"
@@ -345,18 +356,23 @@ def test_registry_and_cohort_in_admin(tiny_generator, admin_client, client):
     from django.urls import reverse
 
     generate_cohort(
-        generator="tiny",
-        real_dataset="gen-fixture",
-        split="valid",
-        size=4,
-        name="adm",
-        steps=2,
+        CohortRequest(
+            generator="tiny",
+            real_dataset="gen-fixture",
+            split="valid",
+            size=4,
+            name="adm",
+            sampling=SamplingConfig(steps=2),
+        ),
         progress=False,
     )
     page = admin_client.get(reverse("admin:generation_generator_change", args=[tiny_generator.pk]))
     assert (
         page.status_code == 200 and b"samples.png" in page.content and b"loss.png" in page.content
     )
+    # the training tiles are a count on the page, not a field anyone can edit
+    html = page.content.decode()
+    assert "training tiles recorded" in html and 'name="training_tiles"' not in html
     for kind in ("samples", "loss"):
         url = reverse("generation:generator-preview", args=[tiny_generator.pk, kind])
         image = admin_client.get(url)

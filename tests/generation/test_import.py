@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from generation import sources
-from generation.importer import import_tiles
 from generation.models import Dataset, ImportRun, Tile
-from generation.tilestore import read_tile
+from generation.tiles import hdf5
+from generation.tiles.importer import import_tiles
+from generation.tiles.store import read_tile
 from tests.generation.conftest import write_hdf5_pair, write_manifest
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +92,7 @@ def test_hdf5_pair_of_the_same_tiles_gives_identical_hashes(tile_folder, hdf5_fr
 
 
 def test_gzipped_hdf5_read_in_chunks(tile_folder, hdf5_from_folder, monkeypatch):
-    monkeypatch.setattr(sources, "HDF5_CHUNK", 5)  # several chunks, one partial
+    monkeypatch.setattr(hdf5, "HDF5_CHUNK", 5)  # several chunks, one partial
     h5_dir = hdf5_from_folder(tile_folder, gz=True)
     summary = import_tiles(
         h5_dir / "camelyonpatch_level_2_split_train_x.h5.gz", "gz", progress=False

@@ -14,9 +14,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from generation import importer
-from generation.importer import import_tiles
 from generation.models import Dataset, ImportRun, Tile
+from generation.tiles import importer
+from generation.tiles.importer import import_tiles
 from tests.generation.conftest import TileFolder, he_like_tile, write_hdf5_pair, write_manifest
 
 pytestmark = pytest.mark.django_db

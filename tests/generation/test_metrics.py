@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from generation.metrics import (
+from generation.evaluation.metrics import (
     Moments,
     fid_from_features,
     frechet_distance,

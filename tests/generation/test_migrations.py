@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from generation.models import Cohort, Dataset
+from generation.models import Cohort, Dataset, Tile
 from tests.factories import generator_row
 
 BEFORE = ("generation", "0008_fid_floor_of")
@@ -74,5 +74,43 @@ def test_results_that_recorded_a_generator_name_get_the_generator():
             real: None,
         }
         assert NewUtility.objects.get(pk=utility).generator_id == generators["gen-label"].pk
+    finally:
+        migrate(leaf[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_training_lists_on_disk_become_the_training_tiles_relation(tmp_path):
+    leaf = MigrationExecutor(connection).loader.graph.leaf_nodes("generation")
+    try:
+        migrate(("generation", "0009_results_generator_foreign_key"))
+        dataset = Dataset.objects.create(name="ds")
+        other = Dataset.objects.create(name="other")
+        tiles = {
+            f"t{i}": Tile.objects.create(
+                dataset=dataset, sha256=f"{i:064x}", label=i % 2, split="train", width=96,
+                height=96,
+            )
+            for i in range(3)
+        }  # fmt: skip
+        # the same pixels in another dataset: not what the generator trained on
+        Tile.objects.create(dataset=other, sha256=f"{0:064x}", label=0, split="train", width=96,
+                            height=96)  # fmt: skip
+        listed = tmp_path / "listed"
+        listed.mkdir()
+        (listed / "training_tiles.txt").write_text(f"{0:064x}\n{2:064x}\n{9:064x}\n")
+        with_list = generator_row("with-list", dataset, path=str(listed)).pk
+        without = generator_row("without-list", dataset, path=str(tmp_path / "gone")).pk
+
+        new = migrate(("generation", "0010_training_tiles"))
+        NewGenerator = new.get_model("generation", "Generator")
+        recorded = {
+            g.name: sorted(g.training_tiles.values_list("pk", flat=True))
+            for g in NewGenerator.objects.filter(pk__in=[with_list, without])
+        }
+        # a hash that matches no tile of its dataset (the third) is not invented
+        assert recorded == {
+            "with-list": sorted([tiles["t0"].pk, tiles["t2"].pk]),
+            "without-list": [],
+        }
     finally:
         migrate(leaf[0])

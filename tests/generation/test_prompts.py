@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generation import prompts as P
-from generation.clustering import fit_clusters
+from generation.annotation import prompts as P
+from generation.annotation.clustering import fit_clusters
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ from generation.ldm.autoencoder import TileAutoencoder
 from generation.ldm.codec import LatentCodec
 from generation.ldm.config import CPU_V1, PRESETS, GeneratorConfig
 from generation.ldm.models import build_autoencoder, build_unet, edm_scheduler
+from generation.ldm.objectives import learning_rate
 from generation.ldm.precision import resolve_precision
 from generation.ldm.text import pooled
-from generation.ldm.train import learning_rate
 
 
 def test_residual_autoencoder_maps_tiles_to_a_quarter_side_and_back():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from generation import generators
-from generation.generators import generate_cohort
-from generation.ldm.config import PRESETS
+from generation.cohorts import CohortRequest, Runtime, generate_cohort
+from generation.ldm.config import PRESETS, SamplingConfig
 from generation.ldm.models import build_unet
 from generation.ldm.text import trim_padding
 from generation.models import Tile
@@ -71,9 +71,17 @@ def test_compiled_pipeline_gives_the_same_tiles_and_is_recorded(tiny_generator):
     diff = np.abs(compiled.astype(int) - eager)
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01
     generate_cohort(
-        generator="tiny", real_dataset="gen-fixture", split="valid", size=2, name="compiled",
-        steps=2, compiled=True, progress=False,
-    )  # fmt: skip
+        CohortRequest(
+            generator="tiny",
+            real_dataset="gen-fixture",
+            split="valid",
+            size=2,
+            name="compiled",
+            sampling=SamplingConfig(steps=2),
+        ),
+        Runtime(compiled=True),
+        progress=False,
+    )
     provenance = [t.provenance for t in Tile.objects.filter(cohort__name="compiled")]
     assert {(p["compiled"], p["precision"], p["device"]) for p in provenance} == {
         (True, "fp32", "cpu")

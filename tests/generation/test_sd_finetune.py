@@ -13,7 +13,9 @@ import torch
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from generation.generators import GeneratorError, generate_cohort, load_pipeline, train_generator
+from generation.cohorts import CohortRequest, Runtime, generate_cohort
+from generation.generators import GeneratorError, load_pipeline, train_generator
+from generation.ldm.config import SamplingConfig
 from generation.ldm.sd import ClipPromptEncoder, base_checksum
 from generation.models import Cohort, Generator
 
@@ -115,9 +117,17 @@ def test_generates_96px_tiles_and_a_cohort_reproducibly(sd_generator, annotated)
     assert first.shape == (2, 96, 96, 3) and first.dtype == np.uint8
     assert np.array_equal(first[:1], pipeline.generate(prompts[:1], [3], steps=2))
     summary = generate_cohort(
-        generator="sd-tiny", real_dataset=annotated, split="valid", size=4, name="sd-cohort",
-        steps=2, device="cpu", progress=False,
-    )  # fmt: skip
+        CohortRequest(
+            generator="sd-tiny",
+            real_dataset=annotated,
+            split="valid",
+            size=4,
+            name="sd-cohort",
+            sampling=SamplingConfig(steps=2),
+        ),
+        Runtime(device="cpu"),
+        progress=False,
+    )
     assert (summary.real, summary.synthetic) == (4, 4)
     assert Cohort.objects.get(name="sd-cohort").completed_at is not None
 
@@ -142,7 +152,7 @@ def test_resume_after_a_kill_continues_the_fine_tuning(annotated, tiny_sd, monke
     monkeypatch.setattr(train.Trainer, "save_checkpoint", die_after_the_second_checkpoint)
     args = dict(
         dataset=annotated, scheme="label", preset="tiny", name="sd-resumed", base_model=tiny_sd,
-        overrides=SD_SET, max_steps=4, progress=False,
+        overrides=SD_SET, max_steps=4, progress=False, previews=False,
     )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
         train_generator(**args)

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from generation.tilestore import encode_png, pixel_sha256, read_tile, tile_relpath, write_atomic
+from generation.tiles.store import encode_png, pixel_sha256, read_tile, tile_relpath, write_atomic
 from tests.generation.conftest import he_like_tile
 
 

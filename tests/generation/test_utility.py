@@ -11,11 +11,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from sklearn.metrics import roc_auc_score
 
-from generation import classifier
-from generation.classifier import ClassifierConfig, evaluate, predict, train
-from generation.generators import generate_cohort
+from generation.cohorts import CohortRequest, generate_cohort
+from generation.evaluation import classifier
+from generation.evaluation.classifier import ClassifierConfig, evaluate, predict, train
+from generation.evaluation.utility import summarise
+from generation.ldm.config import SamplingConfig
 from generation.models import CohortMember, UtilityResult
-from generation.utility import summarise
 
 FAST = ClassifierConfig(channels=(8, 8, 16), steps=60, batch_size=16, warmup_steps=5,
                         max_minutes=None, colour_jitter=0.0)  # fmt: skip
@@ -68,8 +69,17 @@ def test_time_limit_stops_training_early():
 
 @pytest.fixture
 def cohort(tiny_generator, annotated) -> str:
-    generate_cohort(generator="tiny", real_dataset=annotated, split="valid", size=8,
-                    name="util-cohort", steps=2, progress=False)  # fmt: skip
+    generate_cohort(
+        CohortRequest(
+            generator="tiny",
+            real_dataset=annotated,
+            split="valid",
+            size=8,
+            name="util-cohort",
+            sampling=SamplingConfig(steps=2),
+        ),
+        progress=False,
+    )
     return "util-cohort"
 
 

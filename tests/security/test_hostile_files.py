@@ -22,9 +22,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image, ImageFile
 
-from generation.importer import TileImportError, import_tiles
 from generation.models import Dataset, ImportRun, Tile
-from generation.sources import SourceError, open_source
+from generation.tiles.importer import TileImportError, import_tiles
+from generation.tiles.sources import SourceError, open_source
 from tests.generation.conftest import he_like_tile, write_hdf5_pair, write_manifest
 
 pytestmark = pytest.mark.django_db

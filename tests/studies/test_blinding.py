@@ -19,7 +19,7 @@ from django.urls import reverse
 from PIL import Image
 
 from generation.models import CohortMember, Tile
-from studies.presentation import png_chunks
+from histostudy.presentation import png_chunks
 
 pytestmark = pytest.mark.django_db
 

@@ -103,11 +103,11 @@ def test_second_run_reuses_everything_and_prints_the_same_logins(tmp_path, demo_
         raise AssertionError("a second run must not import, annotate, train or generate")
 
     for target in (
-        "generation.importer.import_tiles",
-        "generation.annotation.annotate_dataset",
-        "generation.generators.train_generator",
-        "generation.generators.generate_cohort",
-        "generation.evaluation.evaluate_generator",
+        "studies.demo.import_tiles",
+        "studies.demo.annotate_dataset",
+        "studies.demo.train_generator",
+        "studies.demo.generate_cohort",
+        "studies.demo.evaluate_generator",
     ):
         monkeypatch.setattr(target, refuse)
     second = run_demo(tmp_path, demo_tiles)
@@ -158,7 +158,7 @@ def test_one_split_alone_trains_on_half_and_draws_the_cohort_from_the_rest(tmp_p
     run_demo(tmp_path, valid_only)
     generator = Generator.objects.get(name="demo-tiny")
     assert (generator.split, generator.tiles_trained) == ("valid", 20)
-    trained = set((Path(generator.path) / "training_tiles.txt").read_text().split())
+    trained = set(generator.training_tiles.values_list("sha256", flat=True))
     cohort = Cohort.objects.get(name="demo-cohort")
     real = cohort.members.filter(kind="real")
     assert sorted(real.values_list("label", flat=True)) == [0] * 4 + [1] * 4

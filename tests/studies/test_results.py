@@ -8,7 +8,7 @@ import io
 import pytest
 from django.urls import reverse
 
-from studies import statistics as st
+from histostudy import statistics as st
 from studies.results import study_results
 from tests.factories import UserFactory, cohort_from_fixture_tiles, open_study
 

@@ -1,23 +1,24 @@
-"""manage.py annotate_tiles --dataset NAME: see generation.annotation."""
+"""manage.py annotate_tiles --dataset NAME: see generation.annotation.annotate."""
 
 from __future__ import annotations
 
-import json
+from django.core.management.base import CommandError, CommandParser
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from generation.annotation import AnnotateSummary, AnnotationError, annotate_dataset
+from generation.annotation.embeddings import EMBEDDINGS
+from generation.management.base import StepCommand
 
-from generation.annotation import AnnotationError, annotate_dataset
-from generation.embeddings import EMBEDDINGS
 
-
-class Command(BaseCommand):
+class Command(StepCommand):
     help = (
         "Quality-filter a dataset's tiles (the paper's rules), measure morphometric features, "
         "embed, cluster into morphology types and write each tile's label / morphology / "
         "features prompts. Resumable: a re-run continues where a killed run stopped."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    errors = (AnnotationError,)
+
+    def add_options(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--embedding", choices=EMBEDDINGS, default="morphometrics")
         parser.add_argument(
@@ -30,25 +31,18 @@ class Command(BaseCommand):
         parser.add_argument("--n-init", type=int, default=10, help="K-means restarts (paper: 10)")
         parser.add_argument("--workers", type=int, help="processes (default: all cores)")
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-        parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    def handle(self, *args: object, **options: object) -> None:
-        if int(options["clusters"]) < 1:  # type: ignore[arg-type]
+    def run(self, options: dict, progress: bool) -> AnnotateSummary:
+        if int(options["clusters"]) < 1:
             raise CommandError("--clusters must be at least 1")
-        try:
-            summary = annotate_dataset(
-                str(options["dataset"]),
-                embedding=str(options["embedding"]),
-                embedding_path=options["embedding_path"],  # type: ignore[arg-type]
-                clusters=int(options["clusters"]),  # type: ignore[arg-type]
-                seed=int(options["seed"]),  # type: ignore[arg-type]
-                n_init=int(options["n_init"]),  # type: ignore[arg-type]
-                workers=options["workers"],  # type: ignore[arg-type]
-                device=str(options["device"]),
-            )
-        except AnnotationError as exc:
-            raise CommandError(str(exc)) from exc
-        if options["json"]:
-            self.stdout.write(json.dumps(summary.as_dict()))
-        else:
-            self.stdout.write("\n".join(summary.lines()))
+        return annotate_dataset(
+            str(options["dataset"]),
+            embedding=str(options["embedding"]),
+            embedding_path=options["embedding_path"],  # type: ignore[arg-type]
+            clusters=int(options["clusters"]),  # type: ignore[arg-type]
+            seed=int(options["seed"]),  # type: ignore[arg-type]
+            n_init=int(options["n_init"]),  # type: ignore[arg-type]
+            workers=options["workers"],  # type: ignore[arg-type]
+            device=str(options["device"]),
+            progress=progress,
+        )

@@ -1,22 +1,23 @@
-"""manage.py compute_fid: see generation.fid."""
+"""manage.py compute_fid: see generation.evaluation.fid."""
 
 from __future__ import annotations
 
-import json
+from django.core.management.base import CommandParser
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from generation.evaluation import FidError, FidSummary, compute_fid
+from generation.management.base import StepCommand
 
-from generation.fid import FidError, compute_fid
 
-
-class Command(BaseCommand):
+class Command(StepCommand):
     help = (
         "FID and KID (Inception-v3 pool features) of a cohort's synthetic tiles, or of a "
         "dataset split, against real reference tiles; each result is stored with n, weights "
         "checksum and preprocessing. --floor adds real vs real, the floor to beat."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    errors = (FidError,)
+
+    def add_options(self, parser: CommandParser) -> None:
         parser.add_argument("--cohort", help="measure this cohort's synthetic half")
         parser.add_argument("--dataset", help="or measure this dataset's --split")
         parser.add_argument("--split", help="split of --dataset, and of --reference")
@@ -32,29 +33,21 @@ class Command(BaseCommand):
         parser.add_argument("--kid-subset-size", type=int, default=1000)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-        parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args: object, **options: object) -> None:
-        try:
-            summary = compute_fid(
-                cohort=options["cohort"],  # type: ignore[arg-type]
-                dataset=options["dataset"],  # type: ignore[arg-type]
-                split=options["split"],  # type: ignore[arg-type]
-                reference=options["reference"],  # type: ignore[arg-type]
-                reference_split=options["reference_split"] or options["split"],  # type: ignore[arg-type]
-                per_label=bool(options["per_label"]),
-                floor=bool(options["floor"]),
-                with_precision_recall=bool(options["precision_recall"]),
-                max_tiles=options["max_tiles"],  # type: ignore[arg-type]
-                kid_subsets=int(options["kid_subsets"]),  # type: ignore[arg-type]
-                kid_subset_size=int(options["kid_subset_size"]),  # type: ignore[arg-type]
-                seed=int(options["seed"]),  # type: ignore[arg-type]
-                device=str(options["device"]),
-                progress=not options["json"],
-            )
-        except FidError as exc:
-            raise CommandError(str(exc)) from exc
-        if options["json"]:
-            self.stdout.write(json.dumps(summary.as_dict()))
-        else:
-            self.stdout.write("\n".join(summary.lines()))
+    def run(self, options: dict, progress: bool) -> FidSummary:
+        return compute_fid(
+            cohort=options["cohort"],  # type: ignore[arg-type]
+            dataset=options["dataset"],  # type: ignore[arg-type]
+            split=options["split"],  # type: ignore[arg-type]
+            reference=options["reference"],  # type: ignore[arg-type]
+            reference_split=options["reference_split"] or options["split"],  # type: ignore[arg-type]
+            per_label=bool(options["per_label"]),
+            floor=bool(options["floor"]),
+            with_precision_recall=bool(options["precision_recall"]),
+            max_tiles=options["max_tiles"],  # type: ignore[arg-type]
+            kid_subsets=int(options["kid_subsets"]),  # type: ignore[arg-type]
+            kid_subset_size=int(options["kid_subset_size"]),  # type: ignore[arg-type]
+            seed=int(options["seed"]),  # type: ignore[arg-type]
+            device=str(options["device"]),
+            progress=progress,
+        )

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
+from django.core.management.base import CommandError, CommandParser
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from generation.classifier import PRESETS as CLASSIFIER_PRESETS
 from generation.evaluation import (
     MEASURES,
     EvaluationError,
@@ -15,10 +12,13 @@ from generation.evaluation import (
     summary_dict,
     summary_lines,
 )
-from generation.ldm.config import GUIDANCE, SAMPLING_STEPS
+from generation.evaluation.classifier import PRESETS as CLASSIFIER_PRESETS
+from generation.ldm.config import GUIDANCE, SAMPLING_STEPS, SamplingConfig
+from generation.management.base import StepCommand
+from generation.models import FidelityEvaluation
 
 
-class Command(BaseCommand):
+class Command(StepCommand):
     help = (
         "Every fidelity measure of a generator against held-out real tiles: FID, KID and "
         "precision/recall beside the real-vs-real floor at the same sizes, the autoencoder's "
@@ -27,7 +27,9 @@ class Command(BaseCommand):
         "classifier. Generates an evaluation cohort first unless --cohort names one."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    errors = (EvaluationError,)
+
+    def add_options(self, parser: CommandParser) -> None:
         parser.add_argument("generator", help="a registered generator's name")
         parser.add_argument("--cohort", help="evaluate this existing cohort of the generator")
         parser.add_argument("--split", default="valid", help="held-out real tiles (default valid)")
@@ -47,32 +49,34 @@ class Command(BaseCommand):
             "ceiling are always measured)",
         )
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-        parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def run(self, options: dict, progress: bool) -> FidelityEvaluation:
         skipped = {m.strip() for m in str(options["skip"]).split(",") if m.strip()}
         if skipped - set(MEASURES):
             raise CommandError(f"--skip {options['skip']}: expected some of {', '.join(MEASURES)}")
+        try:
+            sampling = SamplingConfig(
+                steps=int(options["steps"]), guidance=float(options["guidance"])
+            )
+        except ValueError as exc:
+            raise CommandError(f"--steps/--guidance: {exc}") from exc
         request = EvaluationRequest(
             generator=str(options["generator"]),
             cohort=options["cohort"],  # type: ignore[arg-type]
             split=str(options["split"]),
             size=int(options["size"]),  # type: ignore[arg-type]
             seed=int(options["seed"]),  # type: ignore[arg-type]
-            steps=int(options["steps"]),  # type: ignore[arg-type]
-            guidance=float(options["guidance"]),  # type: ignore[arg-type]
+            sampling=sampling,
             classifier_preset=str(options["classifier_preset"]),
             reader_folds=int(options["reader_folds"]),  # type: ignore[arg-type]
             measures=tuple(m for m in MEASURES if m not in skipped),
             device=str(options["device"]),
-            progress=not options["json"],
+            progress=progress,
         )
-        quiet = options["json"]
-        try:
-            evaluation = evaluate_generator(request, log=(lambda _: None) if quiet else print)
-        except EvaluationError as exc:
-            raise CommandError(str(exc)) from exc
-        if quiet:
-            self.stdout.write(json.dumps(summary_dict(evaluation)))
-        else:
-            self.stdout.write("\n".join(summary_lines(evaluation)))
+        return evaluate_generator(request, log=print if progress else (lambda _: None))
+
+    def as_json(self, result: FidelityEvaluation) -> dict:
+        return summary_dict(result)
+
+    def lines(self, result: FidelityEvaluation) -> list[str]:
+        return summary_lines(result)

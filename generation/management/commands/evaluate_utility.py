@@ -1,16 +1,32 @@
-"""manage.py evaluate_utility: see generation.utility."""
+"""manage.py evaluate_utility: see generation.evaluation.utility."""
 
 from __future__ import annotations
 
-import json
+from django.core.management.base import CommandError, CommandParser
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from generation.evaluation.classifier import PRESETS
+from generation.evaluation.utility import ARMS, UtilityError, evaluate_utility, result_lines
+from generation.management.base import StepCommand
+from generation.models import UtilityResult
 
-from generation.classifier import PRESETS
-from generation.utility import ARMS, UtilityError, evaluate_utility, result_lines
+JSON_FIELDS = (
+    "arm",
+    "seed",
+    "n_real",
+    "n_synthetic",
+    "n_test",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "steps",
+    "seconds",
+)
 
 
-class Command(BaseCommand):
+class Command(StepCommand):
     help = (
         "Train a tumour classifier (compact CNN; same architecture, step budget and augmentation "
         "for every arm) on real tiles, a cohort's synthetic tiles, or both at a stated ratio, "
@@ -19,7 +35,9 @@ class Command(BaseCommand):
         "shows mean and range."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    errors = (UtilityError,)
+
+    def add_options(self, parser: CommandParser) -> None:
         parser.add_argument("--train", choices=ARMS, required=True, help="the arm")
         parser.add_argument("--dataset", help="real training tiles (real and mixed arms)")
         parser.add_argument("--train-split", default="train", help="split of --dataset")
@@ -38,55 +56,42 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--seeds", type=int, default=1, help="run this many seeds from --seed")
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-        parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args: object, **options: object) -> None:
-        if int(options["seeds"]) < 1:  # type: ignore[arg-type]
+    def run(self, options: dict, progress: bool) -> list[UtilityResult]:
+        if int(options["seeds"]) < 1:
             raise CommandError("--seeds must be at least 1")
+        first = int(options["seed"])
         results = []
-        for seed in range(int(options["seed"]), int(options["seed"]) + int(options["seeds"])):  # type: ignore[arg-type]
-            try:
-                result = evaluate_utility(
-                    train_on=str(options["train"]),
-                    dataset=options["dataset"],  # type: ignore[arg-type]
-                    split=str(options["train_split"]),
-                    cohort=options["cohort"],  # type: ignore[arg-type]
-                    synthetic_share=options["synthetic_share"],  # type: ignore[arg-type]
-                    test_dataset=str(options["test_dataset"]),
-                    test_split=str(options["split"]),
-                    preset=str(options["preset"]),
-                    max_tiles=options["max_tiles"],  # type: ignore[arg-type]
-                    steps=options["steps"],  # type: ignore[arg-type]
-                    max_minutes=options["max_minutes"],  # type: ignore[arg-type]
-                    seed=seed,
-                    device=str(options["device"]),
-                    progress=not options["json"],
-                )
-            except UtilityError as exc:
-                raise CommandError(str(exc)) from exc
-            results.append(result)
-            if not options["json"]:
-                self.stdout.write("\n".join(result_lines(result)))
-        if options["json"]:
-            fields = [
-                "arm",
-                "seed",
-                "n_real",
-                "n_synthetic",
-                "n_test",
-                "auc",
-                "auc_low",
-                "auc_high",
-                "accuracy",
-                "sensitivity",
-                "specificity",
-                "steps",
-                "seconds",
-            ]
-            self.stdout.write(json.dumps([{f: getattr(r, f) for f in fields} for r in results]))
-        elif len(results) > 1:
-            aucs = [r.auc for r in results]
-            self.stdout.write(
-                f"{len(aucs)} seeds: ROC AUC mean {sum(aucs) / len(aucs):.3f}, "
-                f"range {min(aucs):.3f}-{max(aucs):.3f}"
+        for seed in range(first, first + int(options["seeds"])):
+            result = evaluate_utility(
+                train_on=str(options["train"]),
+                dataset=options["dataset"],
+                split=str(options["train_split"]),
+                cohort=options["cohort"],
+                synthetic_share=options["synthetic_share"],
+                test_dataset=str(options["test_dataset"]),
+                test_split=str(options["split"]),
+                preset=str(options["preset"]),
+                max_tiles=options["max_tiles"],
+                steps=options["steps"],
+                max_minutes=options["max_minutes"],
+                seed=seed,
+                device=str(options["device"]),
+                progress=progress,
             )
+            results.append(result)
+            if progress:  # each seed as it ends: a run of several takes a while
+                self.stdout.write("\n".join(result_lines(result)))
+        return results
+
+    def as_json(self, result: list[UtilityResult]) -> list[dict]:
+        return [{f: getattr(r, f) for f in JSON_FIELDS} for r in result]
+
+    def lines(self, result: list[UtilityResult]) -> list[str]:
+        if len(result) < 2:
+            return []
+        aucs = [r.auc for r in result]
+        return [
+            f"{len(aucs)} seeds: ROC AUC mean {sum(aucs) / len(aucs):.3f}, "
+            f"range {min(aucs):.3f}-{max(aucs):.3f}"
+        ]

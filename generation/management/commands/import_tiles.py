@@ -1,26 +1,28 @@
-"""manage.py import_tiles SOURCE --dataset NAME: see generation.importer."""
+"""manage.py import_tiles SOURCE --dataset NAME: see generation.tiles.importer."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from generation.download import PCAM_FILES, DownloadError, download_pcam
-from generation.importer import TileImportError, import_tiles
-from generation.sources import FORMATS
+from generation.management.base import StepCommand
+from generation.tiles.download import PCAM_FILES, DownloadError, download_pcam
+from generation.tiles.importer import ImportSummary, TileImportError, import_tiles
+from generation.tiles.sources import FORMATS
 
 
-class Command(BaseCommand):
+class Command(StepCommand):
     help = (
         "Import real tiles from an image folder <split>/<label>/*, a CSV manifest "
         "path,label[,split], or a PCam HDF5 pair (*_x.h5[.gz] + *_y.h5[.gz]). Each unique tile is "
         "stored once; a re-run adds nothing; bad input aborts with nothing kept."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    errors = (TileImportError,)
+
+    def add_options(self, parser: CommandParser) -> None:
         parser.add_argument("source", nargs="?", help="folder, .csv manifest or *_x.h5[.gz] file")
         parser.add_argument("--dataset", required=True, help="dataset name (created if new)")
         parser.add_argument("--format", choices=FORMATS, help="source format (default: detect)")
@@ -37,26 +39,22 @@ class Command(BaseCommand):
             choices=sorted(PCAM_FILES),
             help="fetch the official PCam HDF5 files of this split into the cache, then import",
         )
-        parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def run(self, options: dict, progress: bool) -> ImportSummary:
         source = self.resolve_source(options)
-        try:
-            summary = import_tiles(
-                source,
-                str(options["dataset"]),
-                fmt=options["format"],  # type: ignore[arg-type]
-                split=options["split"],  # type: ignore[arg-type]
-                tile_size=int(options["tile_size"]),  # type: ignore[arg-type]
-                skip_invalid=bool(options["skip_invalid"]),
-                workers=options["workers"],  # type: ignore[arg-type]
-            )
-        except TileImportError as exc:
-            raise CommandError(f"{exc}\nNothing was imported.") from exc
-        if options["json"]:
-            self.stdout.write(json.dumps(summary.as_dict()))
-        else:
-            self.stdout.write("\n".join(summary.lines()))
+        return import_tiles(
+            source,
+            str(options["dataset"]),
+            fmt=options["format"],  # type: ignore[arg-type]
+            split=options["split"],  # type: ignore[arg-type]
+            tile_size=int(options["tile_size"]),  # type: ignore[arg-type]
+            skip_invalid=bool(options["skip_invalid"]),
+            workers=options["workers"],  # type: ignore[arg-type]
+            progress=progress,
+        )
+
+    def explain(self, exc: Exception) -> str:
+        return f"{exc}\nNothing was imported."
 
     def resolve_source(self, options: dict) -> Path:
         if options["download"]:

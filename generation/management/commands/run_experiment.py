@@ -1,4 +1,4 @@
-"""manage.py run_experiment: see generation.experiment."""
+"""manage.py run_experiment: see generation.experiment.runner."""
 
 from __future__ import annotations
 

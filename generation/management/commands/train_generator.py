@@ -1,24 +1,25 @@
-"""manage.py train_generator: see generation.generators.train_generator and generation.ldm."""
+"""manage.py train_generator: see generation.generators.training and generation.ldm."""
 
 from __future__ import annotations
 
-import json
+from django.core.management.base import CommandError, CommandParser
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from generation.generators import GeneratorError, train_generator
+from generation.annotation.prompts import SCHEMES
+from generation.generators import GeneratorError, TrainSummary, train_generator
 from generation.ldm.config import PRESETS
-from generation.prompts import SCHEMES
+from generation.management.base import StepCommand
 
 
-class Command(BaseCommand):
+class Command(StepCommand):
     help = (
         "Train a latent diffusion generator on a dataset's accepted tiles and their prompts "
         "(autoencoder, then denoiser; EMA; checkpoints; --resume after a kill). Under "
         "`accelerate launch manage.py train_generator ...` every GPU takes part."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    errors = (GeneratorError,)
+
+    def add_options(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True)
         parser.add_argument("--split", default="train")
         parser.add_argument("--scheme", choices=SCHEMES, required=True)
@@ -40,31 +41,25 @@ class Command(BaseCommand):
             help="override any config field, e.g. --set batch_size=64 --set balance=true",
         )
         parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-        parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def run(self, options: dict, progress: bool) -> TrainSummary:
         overrides = {}
         for item in options["set"]:  # type: ignore[union-attr]
             field, sep, value = str(item).partition("=")
             if not sep:
                 raise CommandError(f"--set {item!r}: expected FIELD=VALUE")
             overrides[field.strip()] = value.strip()
-        try:
-            summary = train_generator(
-                dataset=str(options["dataset"]),
-                scheme=str(options["scheme"]),
-                preset=str(options["preset"]),
-                name=str(options["name"]),
-                split=str(options["split"]),
-                overrides=overrides,
-                base_model=options["base_model"],  # type: ignore[arg-type]
-                max_steps=options["max_steps"],  # type: ignore[arg-type]
-                max_minutes=options["max_minutes"],  # type: ignore[arg-type]
-                max_tiles=options["max_tiles"],  # type: ignore[arg-type]
-                resume=bool(options["resume"]),
-            )
-        except GeneratorError as exc:
-            raise CommandError(str(exc)) from exc
-        self.stdout.write(
-            json.dumps(summary.as_dict()) if options["json"] else "\n".join(summary.lines())
+        return train_generator(
+            dataset=str(options["dataset"]),
+            scheme=str(options["scheme"]),
+            preset=str(options["preset"]),
+            name=str(options["name"]),
+            split=str(options["split"]),
+            overrides=overrides,
+            base_model=options["base_model"],  # type: ignore[arg-type]
+            max_steps=options["max_steps"],  # type: ignore[arg-type]
+            max_minutes=options["max_minutes"],  # type: ignore[arg-type]
+            max_tiles=options["max_tiles"],  # type: ignore[arg-type]
+            resume=bool(options["resume"]),
+            progress=progress,
         )

@@ -1,0 +1,124 @@
+"""A trainer's time budget: steps planned from the measured speed of each phase, the
+autoencoder's share of a capped run, and the refusal of a budget too short to train."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from generation.ldm.autoencoder import TileAutoencoder
+
+
+class BudgetError(ValueError):
+    """A time budget that buys fewer steps than the config's minimum: no generator is made."""
+
+
+class TimeBudget:
+    """Budget methods of Trainer (generation.ldm.train), which owns the state they use."""
+
+    def _plan_phase(self, phase: str, step: int, session: list[float], until: float) -> None:
+        """With a deadline, fix the phase's step count from the speed of this session's steps
+        3 to 13 (the first steps warm caches up) and refuse a budget below the minimum."""
+        if self.planned[phase] or not math.isfinite(until) or len(session) < 13:
+            return
+        rate = 10 / max(session[12] - session[2], 1e-9)  # steps per second
+        plan = min(self.plan[phase], step + int(rate * max(0.0, until - time.monotonic())))
+        if self.accelerator.num_processes > 1:  # one plan for all, or some would wait for ever
+            plans = self.accelerator.gather(torch.tensor([plan], device=self.accelerator.device))
+            plan = int(plans.min())
+        self.plan[phase] = plan
+        self.planned[phase] = True
+        self._check_budget(phase, self.plan[phase], "would reach")
+
+    def _check_budget(
+        self, phase: str, steps: int, verb: str, where: str = " in this time budget"
+    ) -> None:
+        needed = self.config.min_vae_steps if phase == "autoencoder" else self.config.min_unet_steps
+        field = "min_vae_steps" if phase == "autoencoder" else "min_unet_steps"
+        if steps >= needed:
+            return
+        advice = (
+            f"give it about {needed / max(steps, 1):.1f} times the time, or more"
+            if where
+            else f"ask for at least {needed}"
+        )
+        raise BudgetError(
+            f"the {phase} {verb} {steps} steps{where}, fewer than the {needed} it needs "
+            f"(the preset's {field}); {advice}"
+        )
+
+    def _out_of_time(self, until: float) -> bool:
+        """Whether the time is up, agreed by every process: one that stopped alone would leave
+        the others waiting in their next gradient all-reduce for ever."""
+        late = time.monotonic() >= until
+        if self.accelerator.num_processes == 1:
+            return late
+        flag = torch.tensor([float(late)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    def autoencoder_share(self) -> float:
+        """The autoencoder's share of a time budget: `vae_time_share`, or more where its
+        remaining steps take a larger share of the time both phases' remaining steps take at
+        the speeds probed here. A budget in minutes (the preset's steps far beyond reach) keeps
+        vae_time_share; a budget in steps with a time cap (the demo's) that the cap cuts short
+        cuts both phases alike, instead of starving the autoencoder on a slow machine."""
+        vae_seconds, unet_seconds = self._probe_speeds()
+        vae_left = max(0, self.config.vae_steps - self.vae_step) * vae_seconds
+        unet_left = max(0, self.config.unet_steps - self.unet_step) * unet_seconds
+        share = max(self.config.vae_time_share, vae_left / max(vae_left + unet_left, 1e-9))
+        self.log(
+            f"speed here: {vae_seconds:.2f} s an autoencoder step, {unet_seconds:.2f} s a "
+            f"denoiser step; the autoencoder gets at most {share:.0%} of the time"
+        )
+        return share
+
+    def _probe_speeds(self, steps: int = 4) -> tuple[float, float]:
+        """Seconds of one training step of each phase (forward and backward on random inputs
+        of the real shapes, the last half of `steps` timed), changing no weight, optimiser
+        state or random stream that training uses, so a resumed run stays exact."""
+        cfg, device = self.config, self.accelerator.device
+        rng = torch.Generator().manual_seed(cfg.seed + 1)
+        crop = cfg.vae_crop or cfg.image_size
+        tiles = torch.rand(cfg.vae_batch_size or cfg.batch_size, 3, crop, crop, generator=rng)
+        side = cfg.latent_size
+        z = torch.randn(cfg.batch_size, cfg.latent_channels, side, side, generator=rng)
+        states = torch.randn(cfg.batch_size, 16, cfg.text_dim, generator=rng)
+        summary = torch.randn(cfg.batch_size, cfg.text_dim, generator=rng)
+        unet = self.accelerator.unwrap_model(self.unet)  # no gradient all-reduce
+
+        pooled_text = summary.to(device) if cfg.pooled_text else None
+
+        def vae_step() -> None:
+            x = (tiles * 2 - 1).to(device)
+            if isinstance(self.vae, TileAutoencoder):
+                recon = self.vae.decode(self.vae.encode(x))
+            else:  # the KL autoencoder of earlier generators
+                recon = self.vae.decode(self.vae.encode(x).latent_dist.mean).sample
+            F.l1_loss(recon.float(), x).backward()
+
+        def unet_step() -> None:
+            t = torch.ones(len(z), device=device)
+            out = unet(z.to(device), t, encoder_hidden_states=states.to(device),
+                       class_labels=pooled_text).sample  # fmt: skip
+            F.mse_loss(out.float(), z.to(device)).backward()
+
+        def sync() -> None:  # a GPU runs queued work later: time it done, not queued
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        timings = []
+        for module, step in ((self.vae, vae_step), (unet, unet_step)):
+            times = []
+            for _ in range(steps):
+                sync()
+                began = time.monotonic()
+                with self.accelerator.autocast():
+                    step()
+                sync()
+                times.append(time.monotonic() - began)
+            module.zero_grad(set_to_none=True)
+            timings.append(sum(times[steps // 2 :]) / len(times[steps // 2 :]))
+        return timings[0], timings[1]

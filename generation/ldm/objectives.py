@@ -1,0 +1,50 @@
+"""The autoencoder's loss, the noised codes its decoder learns from, and the learning-rate
+schedule of both phases."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from generation.ldm.autoencoder import TileAutoencoder
+
+
+class AutoencoderLoss(torch.nn.Module):
+    """The autoencoder's training loss as one forward pass: under several processes the
+    gradients are averaged by DistributedDataParallel, which only sees a wrapped forward()."""
+
+    def __init__(self, vae: torch.nn.Module, kl_weight: float, latent_noise: float = 0.0) -> None:
+        super().__init__()
+        self.vae = vae
+        self.kl_weight = kl_weight
+        self.latent_noise = latent_noise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, S, S) in [-1, 1]
+        if isinstance(self.vae, TileAutoencoder):  # deterministic codes; L1 keeps edges
+            z = self.vae.encode(x)
+            if self.latent_noise:  # the decoder learns to map near-miss codes to clean tiles
+                z = z + noised_codes(z, self.latent_noise)
+            return F.l1_loss(self.vae.decode(z).float(), x)
+        posterior = self.vae.encode(x).latent_dist
+        recon = self.vae.decode(posterior.sample()).sample
+        return F.l1_loss(recon.float(), x) + self.kl_weight * posterior.kl().mean()
+
+
+def noised_codes(z: torch.Tensor, scale: float) -> torch.Tensor:
+    """Noise for decoder training (noise-augmented decoding, Zheng et al. 2025, "Diffusion
+    Transformers with Representation Autoencoders"): per tile, Gaussian noise of a standard
+    deviation drawn uniformly in [0, scale] times the codes' own standard deviation, so the
+    decoder sees the near-miss codes a sampler ends on. The noise level carries no gradient."""
+    sigma = torch.rand(len(z), 1, 1, 1, device=z.device) * scale * z.detach().float().std()
+    return (sigma * torch.randn_like(z, dtype=torch.float32)).to(z.dtype)
+
+
+def learning_rate(base: float, step: int, planned: int, warmup: int, schedule: str) -> float:
+    """Linear warm-up over `warmup` steps, then constant or cosine down to 10% at `planned`."""
+    factor = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if schedule == "cosine" and planned > warmup:
+        done = min(1.0, max(0.0, (step - warmup) / (planned - warmup)))
+        factor *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
+    return base * factor

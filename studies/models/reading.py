@@ -1,0 +1,237 @@
+"""What readers read and answer: cases with their truth, assignments and trials (tokens only
+reach the reader), and one response per reader and case, a database constraint."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Count, F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from generation.models import CohortMember, LabelChoices, Tile
+from studies.models.study import Call, Study, new_token
+
+
+class Case(models.Model):
+    """A cohort tile in a study, with its truth. Practice cases are never scored."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
+    member = models.ForeignKey(CohortMember, on_delete=models.PROTECT, related_name="cases")
+    tile = models.ForeignKey(Tile, on_delete=models.PROTECT, related_name="cases")
+    kind = models.CharField(max_length=16, choices=Tile.Kind.choices)
+    label = models.PositiveSmallIntegerField(choices=LabelChoices.choices)
+    practice = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "member"], name="case_once_per_study"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study} case {self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and self.responses.exists():
+            stored = Case.objects.values("member_id", "tile_id", "kind", "label", "practice").get(
+                pk=self.pk
+            )
+            if any(getattr(self, field) != value for field, value in stored.items()):
+                raise ValidationError(f"case {self.pk} has been read; it cannot change")
+        super().save(*args, **kwargs)
+
+
+class Assignment(models.Model):
+    """One reader's trials in one study, in the order drawn from the recorded seed."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="assignments")
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments"
+    )
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    seed = models.BigIntegerField()
+    n_trials = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "reader"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "reader"], name="one_assignment_per_reader"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study} / {self.reader}"
+
+    def progress(self) -> Progress:
+        counts = self.trials.aggregate(
+            total=Count("id"),
+            answered=Count("id", filter=Q(response__isnull=False)),
+        )
+        return Progress(counts["answered"], counts["total"])
+
+    def next_trial(self) -> Trial | None:
+        """The first unanswered trial in order, marked as served now (server clock)."""
+        trial = (self.trials.filter(response__isnull=True).order_by("position")).first()
+        if trial is None:
+            return None
+        now = timezone.now()
+        if self.started_at is None:
+            Assignment.objects.filter(pk=self.pk, started_at=None).update(started_at=now)
+            self.started_at = now
+        Trial.objects.filter(pk=trial.pk).update(
+            served_at=now,
+            first_served_at=Coalesce("first_served_at", Value(now)),
+            serve_count=F("serve_count") + 1,  # concurrent loads both count
+        )
+        trial.served_at = now
+        trial.first_served_at = trial.first_served_at or now
+        trial.serve_count += 1
+        return trial
+
+    def submit(self, trial_token: str, call: str, confidence: int | None) -> tuple[Response, bool]:
+        """Store the answer to a served trial once. Returns (response, created).
+
+        A retry of the same answer returns the stored response; a different answer to an
+        answered trial raises AnswerLocked. Concurrent submits store exactly one row.
+        """
+        trial = self.trials.filter(token=trial_token, served_at__isnull=False).first()
+        if trial is None:
+            raise Trial.DoesNotExist(trial_token)
+        validate_answer(self.study, call, confidence)
+        if self.study.status != Study.Status.OPEN:
+            stored = Response.objects.filter(trial=trial).first()
+            if stored is not None and (stored.call, stored.confidence) == (call, confidence):
+                return stored, False  # a retry of an answer taken before the study closed
+            raise ValidationError("this study is closed; no more answers are taken")
+        # Outside a transaction the INSERT is one round trip; inside one (tests, callers that
+        # batch) a savepoint keeps a duplicate from breaking the caller's transaction.
+        guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+        try:
+            with guard:
+                response = Response.objects.create(
+                    trial=trial,
+                    reader_id=self.reader_id,
+                    case_id=trial.case_id,
+                    call=call,
+                    confidence=confidence,
+                    served_at=trial.served_at,
+                    answered_at=timezone.now(),
+                )
+        except IntegrityError:
+            response = Response.objects.get(trial=trial)
+            if (response.call, response.confidence) != (call, confidence):
+                raise AnswerLocked(response) from None
+            created = False
+        else:
+            created = True
+        # On a retry too: the first attempt may have stored the answer and died before this.
+        progress = self.progress()
+        if progress.answered == progress.total:
+            now = timezone.now()
+            Assignment.objects.filter(pk=self.pk, completed_at=None).update(completed_at=now)
+            self.completed_at = self.completed_at or now
+        response.progress = progress  # the API reply shows it; no second count
+        return response, created
+
+    def served_progress(self, current: Trial) -> Progress:
+        """Progress while `current` is served, without a count: answers are strictly in order
+        (only the first unanswered trial is ever served), so `position` trials are answered."""
+        return Progress(current.position, self.n_trials)
+
+
+@dataclass(frozen=True)
+class Progress:
+    answered: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.answered / self.total) if self.total else 100
+
+
+class AnswerLocked(Exception):
+    """A different answer for a trial that already has one: answers never change."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("this trial has already been answered; answers are locked")
+        self.response = response
+
+
+def validate_answer(study: Study, call: str, confidence: int | None) -> None:
+    """The one answer validator (form, API, tests), backed by the Response constraints."""
+    errors = {}
+    if call not in Call.values:
+        errors["call"] = f"must be one of {', '.join(Call.values)}, got {call!r}"
+    if study.asks_confidence:
+        if (
+            not isinstance(confidence, int)
+            or isinstance(confidence, bool)
+            or not 1 <= confidence <= 5
+        ):
+            errors["confidence"] = f"must be an integer from 1 to 5, got {confidence!r}"
+    elif confidence is not None:
+        errors["confidence"] = "this study does not ask for confidence; leave it empty"
+    if errors:
+        raise ValidationError(errors)
+
+
+class Trial(models.Model):
+    """A case in one reader's order. Its token is the only id the reader's browser sees."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="trials")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="trials")
+    position = models.PositiveIntegerField()
+    practice = models.BooleanField(default=False)
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    first_served_at = models.DateTimeField(null=True, blank=True)
+    served_at = models.DateTimeField(null=True, blank=True, help_text="last time it was served")
+    serve_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["assignment", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "position"], name="trial_position"),
+            models.UniqueConstraint(fields=["assignment", "case"], name="trial_case_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.assignment} #{self.position}"
+
+
+class Response(models.Model):
+    """A reader's answer to one trial; times from the server clock. Never edited."""
+
+    trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="response")
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="responses"
+    )
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="responses")
+    call = models.CharField(max_length=16, choices=Call.choices)
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
+    served_at = models.DateTimeField()
+    answered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["answered_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["reader", "case"], name="one_response_per_reader_case"),
+            models.CheckConstraint(condition=Q(call__in=Call.values), name="response_call_valid"),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=1, confidence__lte=5),
+                name="response_confidence_1_5",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reader} {self.case}: {self.call}"
+
+    @property
+    def seconds(self) -> float:
+        return (self.answered_at - self.served_at).total_seconds()

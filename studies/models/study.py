@@ -1,0 +1,311 @@
+"""A reader study over a cohort: its design, its lock once reading starts, its cases and each
+reader's assignment (drawn by studies.design)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from generation.models import Cohort, CohortMember, Tile
+from generation.tiles import read_tile, write_atomic
+from histostudy.presentation import Presentation
+from studies import design
+
+if TYPE_CHECKING:  # a type only: reading.py imports this module
+    from studies.models.reading import Assignment
+
+
+def _reading(name: str) -> type[models.Model]:
+    """A model of studies.models.reading, which refers to Study: looked up in Django's
+    registry at call time, so that the two modules do not import each other."""
+    return apps.get_model("studies", name)
+
+
+def new_token() -> str:
+    """An opaque id for URLs and payloads: 128 random bits, nothing derived from the data."""
+    return secrets.token_urlsafe(16)
+
+
+def new_seed() -> int:
+    return secrets.randbits(62)
+
+
+class Call(models.TextChoices):
+    REAL = "real", "Real"
+    SYNTHETIC = "synthetic", "Synthetic"
+
+
+class StudyQuerySet(models.QuerySet):
+    def for_reader(self, user) -> StudyQuerySet:
+        """Open studies the user may read, and any study they already have trials in."""
+        eligible = Q(readers=user) | Q(reader_group__in=user.groups.all())
+        return self.filter(
+            (Q(status=Study.Status.OPEN) & eligible) | Q(assignments__reader=user)
+        ).distinct()
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        CLOSED = "closed"
+
+    class Scale(models.TextChoices):
+        CALL_CONFIDENCE = "call+confidence", "Real/synthetic and confidence 1-5"
+        CALL = "call", "Real/synthetic only"
+
+    class Selection(models.TextChoices):
+        SHARED = "shared", "Every reader reads the same cases (own order)"
+        PER_READER = "per-reader", "Each reader gets their own random subset"
+
+    # Fields that define what a reader reads: frozen once the study has been opened.
+    DESIGN_FIELDS = (
+        "cohort",
+        "cases_per_reader",
+        "ratio_real",
+        "ratio_synthetic",
+        "stratify_by_label",
+        "case_selection",
+        "response_scale",
+        "practice_trials",
+        "magnification",
+        "jpeg_quality",
+        "seed",
+    )
+    # Text readers have read: frozen once the first response exists.
+    READ_FIELDS = ("title", "instructions")
+
+    name = models.SlugField(max_length=100, unique=True, help_text="internal; readers never see it")
+    title = models.CharField(max_length=200, help_text="shown to readers")
+    instructions = models.TextField(help_text="shown to readers before their first trial")
+    cohort = models.ForeignKey(Cohort, on_delete=models.PROTECT, related_name="studies")
+    cases_per_reader = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    ratio_real = models.PositiveSmallIntegerField(default=1)
+    ratio_synthetic = models.PositiveSmallIntegerField(default=1)
+    stratify_by_label = models.BooleanField(
+        default=True, help_text="healthy and tumour balanced inside each kind"
+    )
+    case_selection = models.CharField(
+        max_length=16, choices=Selection.choices, default=Selection.SHARED
+    )
+    response_scale = models.CharField(
+        max_length=20, choices=Scale.choices, default=Scale.CALL_CONFIDENCE
+    )
+    practice_trials = models.PositiveSmallIntegerField(
+        default=0, help_text="shown first, with feedback; drawn apart from scored cases"
+    )
+    magnification = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(1), MaxValueValidator(8)]
+    )
+    jpeg_quality = models.PositiveSmallIntegerField(
+        default=75,
+        validators=[MinValueValidator(10), MaxValueValidator(95)],
+        help_text="JPEG round-trip applied to real and synthetic alike (PCam: 75)",
+    )
+    seed = models.BigIntegerField(default=new_seed)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    readers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="reader_studies"
+    )
+    reader_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="studies"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StudyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ratio_real__gt=0) | Q(ratio_synthetic__gt=0), name="study_ratio"
+            ),
+            models.CheckConstraint(
+                condition=Q(magnification__gte=1, magnification__lte=8), name="study_magnification"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self._check_locked()
+        super().save(*args, **kwargs)
+
+    @property
+    def presentation(self) -> Presentation:
+        return Presentation(size=self.cohort.real_dataset.tile_size, jpeg_quality=self.jpeg_quality)
+
+    def image(self, tile: Tile) -> bytes:
+        """The tile as readers see it, rendered once per presentation and kept on disk."""
+        presentation = self.presentation
+        cached = Path(settings.MEDIA_ROOT) / "presented" / presentation.key / tile.relpath
+        try:
+            return cached.read_bytes()
+        except FileNotFoundError:
+            pass
+        data = presentation.render(read_tile(tile.path))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cached, data)
+        return data
+
+    @property
+    def design(self) -> design.Design:
+        return design.Design(
+            self.cases_per_reader, self.ratio_real, self.ratio_synthetic, self.stratify_by_label
+        )
+
+    @property
+    def practice_design(self) -> design.Design:
+        return design.Design(
+            self.practice_trials, self.ratio_real, self.ratio_synthetic, self.stratify_by_label
+        )
+
+    @property
+    def asks_confidence(self) -> bool:
+        return self.response_scale == self.Scale.CALL_CONFIDENCE
+
+    def has_responses(self) -> bool:
+        if self.pk is None:
+            return False
+        return _reading("Response").objects.filter(case__study=self).exists()
+
+    def locked_fields(self) -> tuple[str, ...]:
+        """Fields an edit may no longer change: the design once opened, texts once read.
+
+        Whether it was opened is read from the database: a stale copy loaded as a draft must
+        not be able to write an opened study's design back."""
+        if self.pk is None:
+            return ()
+        if not Study.objects.filter(pk=self.pk, opened_at__isnull=False).exists():
+            return ()
+        return self.DESIGN_FIELDS + (self.READ_FIELDS if self.has_responses() else ())
+
+    def clean(self) -> None:
+        """One validator for admin, API and commands: the design must fit the cohort."""
+        if self.ratio_real == 0 and self.ratio_synthetic == 0:
+            raise ValidationError({"ratio_synthetic": "real:synthetic ratio must not be 0:0"})
+        self._check_locked()
+        if self.cohort_id is None:
+            return
+        if self.cohort.completed_at is None:
+            raise ValidationError({"cohort": f"cohort {self.cohort} is not complete yet"})
+        pool = self.cohort_pool()
+        try:
+            design.check_capacity(pool, self.practice_design)
+            practice = set(design.draw(pool, self.practice_design, self.seed))
+            design.check_capacity([c for c in pool if c.id not in practice], self.design)
+        except design.DesignError as exc:
+            raise ValidationError({"cases_per_reader": str(exc)}) from exc
+
+    def _check_locked(self) -> None:
+        locked = self.locked_fields()
+        if not locked:
+            return
+        stored = Study.objects.filter(pk=self.pk).values(*[_attname(f) for f in locked]).first()
+        changed = [
+            f for f in locked if stored and stored[_attname(f)] != getattr(self, _attname(f))
+        ]
+        if changed:
+            raise ValidationError(
+                f"{', '.join(changed)} cannot change: readers have already read this study"
+            )
+
+    def cohort_pool(self) -> list[design.PoolCase]:
+        """Every cohort member as a candidate case (member id, kind, label)."""
+        members = CohortMember.objects.filter(cohort_id=self.cohort_id)
+        return [design.PoolCase(*row) for row in members.values_list("id", "kind", "label")]
+
+    def eligible_readers(self) -> models.QuerySet:
+        from django.contrib.auth import get_user_model
+
+        condition = Q(reader_studies=self)
+        if self.reader_group_id:
+            condition |= Q(groups=self.reader_group_id)
+        return get_user_model().objects.filter(condition, is_active=True).distinct()
+
+    @transaction.atomic
+    def open(self) -> None:
+        """Validate, build the cases once, open the study and give every reader their trials."""
+        Study.objects.select_for_update().filter(pk=self.pk).first()  # one opener at a time
+        self.full_clean()
+        if not self.cases.exists():
+            self._build_cases()
+        self.status = self.Status.OPEN
+        self.opened_at = self.opened_at or timezone.now()
+        self.closed_at = None
+        self.save()
+        for reader in self.eligible_readers():
+            self.assignment_for(reader)
+
+    def close(self) -> None:
+        self.status = self.Status.CLOSED
+        self.closed_at = timezone.now()
+        self.save(update_fields=["status", "closed_at"])
+
+    def _build_cases(self) -> None:
+        pool = self.cohort_pool()
+        practice = set(design.draw(pool, self.practice_design, self.seed))
+        members = CohortMember.objects.filter(cohort_id=self.cohort_id)
+        _reading("Case").objects.bulk_create(
+            _reading("Case")(
+                study=self,
+                member_id=m.id,
+                tile_id=m.tile_id,
+                kind=m.kind,
+                label=m.label,
+                practice=m.id in practice,
+            )
+            for m in members.only("id", "tile_id", "kind", "label")
+        )
+
+    def assignment_for(self, reader) -> Assignment | None:
+        """The reader's assignment, created with its trials on first use; None if not a reader."""
+        existing = self.assignments.filter(reader=reader).first()
+        if existing is not None or self.status != self.Status.OPEN:
+            return existing
+        if not self.eligible_readers().filter(pk=reader.pk).exists():
+            return None
+        try:
+            with transaction.atomic():
+                return self._create_assignment(reader)
+        except IntegrityError:  # a concurrent request created it first
+            return self.assignments.get(reader=reader)
+
+    def _create_assignment(self, reader) -> Assignment:
+        seed = design.reader_seed(self.seed, reader.pk)
+        cases = list(self.cases.values_list("id", "kind", "label", "practice"))
+        practice = [design.PoolCase(i, k, lbl) for i, k, lbl, p in cases if p]
+        scored = [design.PoolCase(i, k, lbl) for i, k, lbl, p in cases if not p]
+        if self.case_selection == self.Selection.SHARED:
+            chosen = design.shuffle(design.draw(scored, self.design, self.seed), seed)
+        else:
+            chosen = design.draw(scored, self.design, seed)
+        order = design.shuffle([c.id for c in practice], seed) + chosen
+        assignment = _reading("Assignment").objects.create(
+            study=self, reader=reader, seed=seed, n_trials=len(order)
+        )
+        _reading("Trial").objects.bulk_create(
+            _reading("Trial")(
+                assignment=assignment, case_id=case_id, position=i, practice=i < len(practice)
+            )
+            for i, case_id in enumerate(order)
+        )
+        return assignment
+
+
+def _attname(field: str) -> str:
+    return f"{field}_id" if field == "cohort" else field
