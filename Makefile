@@ -13,7 +13,8 @@ DEMO_MINUTES ?= 20
 HOST ?= 127.0.0.1:8000
 # CPU-only machines take the local CPU torch wheel; a GPU node sets CONSTRAINTS= to keep its CUDA build.
 CONSTRAINTS ?= constraints/cpu.txt
-PYTEST_ARGS ?=
+# one pytest-xdist worker per core (each runs torch on one thread: tests/conftest.py)
+PYTEST_ARGS ?= -n auto
 
 .PHONY: demo test install lint
 

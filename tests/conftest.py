@@ -11,6 +11,15 @@ import pytest
 SHARED_PCAM = Path(__file__).resolve().parents[2] / "shared" / "pcam"
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (`-n N`) each worker runs torch on one thread: N workers with the
+    default thread count each would fight over the same cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path: Path) -> Path:
     """A fresh MEDIA_ROOT and cache per test, so tests never see each other's files."""

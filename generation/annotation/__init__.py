@@ -10,15 +10,8 @@ models when it is imported.
 
 from generation import lazy_exports
 
-_EXPORTS = {
-    "AnnotateSummary": "annotate",
-    "AnnotationError": "annotate",
-    "annotate_dataset": "annotate",
-    "fitted_from": "annotate",
-    "thresholds": "annotate",
-    "SCHEMES": "prompts",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    annotate="AnnotateSummary AnnotationError annotate_dataset fitted_from thresholds",
+    prompts="SCHEMES",
+)

@@ -4,18 +4,8 @@ generates and stores a cohort in the database."""
 
 from generation import lazy_exports
 
-_EXPORTS = {
-    "Candidate": "planner",
-    "PlanError": "planner",
-    "allocate": "planner",
-    "plan": "planner",
-    "CohortRequest": "storage",
-    "CohortSummary": "storage",
-    "Runtime": "storage",
-    "generate_cohort": "storage",
-    "plan_cohort": "storage",
-    "sample_tiles": "storage",
-}
-
-__all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    planner="Candidate PlanError allocate plan",
+    storage="CohortRequest CohortSummary Runtime generate_cohort plan_cohort sample_tiles",
+)

@@ -11,20 +11,10 @@
 
 from generation import lazy_exports
 
-_EXPORTS = {
-    "FidError": "fid",
-    "FidSummary": "fid",
-    "compute_fid": "fid",
-    "EvaluationError": "run",
-    "EvaluationRequest": "run",
-    "MEASURES": "run",
-    "evaluate_generator": "run",
-    "summary_dict": "summary",
-    "summary_lines": "summary",
-    "UtilityError": "utility",
-    "evaluate_utility": "utility",
-    "summarise": "utility",
-}
-
-__all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    fid="FidError FidSummary compute_fid",
+    run="EvaluationError EvaluationRequest MEASURES evaluate_generator",
+    summary="summary_dict summary_lines",
+    utility="UtilityError evaluate_utility summarise",
+)

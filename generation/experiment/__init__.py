@@ -3,16 +3,9 @@ generates and measures each prompt scheme; report writes the tables, plots and s
 
 from generation import lazy_exports
 
-_EXPORTS = {
-    "ExperimentError": "options",
-    "Options": "options",
-    "options_for": "options",
-    "arm_results": "report",
-    "fid_rows": "report",
-    "write_report": "report",
-    "experiment_dir": "options",
-    "run_experiment": "runner",
-}
-
-__all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    options="ExperimentError Options experiment_dir options_for",
+    report="arm_results fid_rows write_report",
+    runner="run_experiment",
+)

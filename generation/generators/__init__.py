@@ -3,19 +3,9 @@ trained pipelines, loaded only when their weights match what was registered (reg
 
 from generation import lazy_exports
 
-_EXPORTS = {
-    "GeneratorError": "registry",
-    "Shard": "registry",
-    "generators_root": "registry",
-    "load_pipeline": "registry",
-    "training_tiles": "registry",
-    "TrainSummary": "training",
-    "config_for": "training",
-    "link_training_tiles": "training",
-    "train_generator": "training",
-    "training_set": "training",
-    "write_previews": "training",
-}
-
-__all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    registry="GeneratorError Shard generators_root load_pipeline training_tiles",
+    training="TrainSummary config_for link_training_tiles train_generator training_set "
+    "write_previews",
+)

@@ -10,24 +10,10 @@ generation.models itself uses the store):
 
 from generation import lazy_exports
 
-_EXPORTS = {
-    "import_tiles": "importer",
-    "remove_unreferenced": "importer",
-    "TileImportError": "importer",
-    "ImportSummary": "importer",
-    "read_tile": "store",
-    "write_atomic": "store",
-    "encode_png": "store",
-    "pixel_sha256": "store",
-    "tile_relpath": "store",
-    "open_source": "sources",
-    "SourceError": "sources",
-    "FORMATS": "sources",
-    "download_pcam": "download",
-    "DownloadError": "download",
-    "PCAM_FILES": "download",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    importer="ImportSummary TileImportError import_tiles remove_unreferenced",
+    store="encode_png pixel_sha256 read_tile tile_relpath write_atomic",
+    sources="FORMATS SourceError open_source",
+    download="DownloadError PCAM_FILES download_pcam",
+)

@@ -68,10 +68,13 @@ def command_env(media: Path, generators: Path) -> dict[str, str]:
 class KillPlan:
     event: int = 0  # kill just before this durable operation (1-based); 0: not this way
     after: float | None = None  # or kill from outside this many seconds into the work
+    after_match: str = ""  # or kill just after the first operation containing this text
 
     def __str__(self) -> str:
         if self.after is not None:
             return f"{self.after:.2f}s into the work"
+        if self.after_match:
+            return f"after the first {self.after_match}"
         return f"operation {self.event}"
 
 
@@ -151,7 +154,11 @@ def run_command(
     kill = kill or KillPlan()
     events.unlink(missing_ok=True)
     out, err = events.with_suffix(".out"), events.with_suffix(".err")
-    env = env | {"FAULTS_KILL_AT": str(kill.event), "FAULTS_EVENTS": str(events)}
+    env = env | {
+        "FAULTS_KILL_AT": str(kill.event),
+        "FAULTS_KILL_AFTER": kill.after_match,
+        "FAULTS_EVENTS": str(events),
+    }
     command = [sys.executable, "-m", "tests.faults.killpoint", *argv]
     started = time.monotonic()
     with out.open("w") as stdout, err.open("w") as stderr:

@@ -1,6 +1,7 @@
 """Run one `manage.py` command and SIGKILL it just before its k-th durable operation.
 
     FAULTS_KILL_AT=k FAULTS_EVENTS=events.txt python -m tests.faults.killpoint import_tiles ...
+    FAULTS_KILL_AFTER='INTO "generation_fidresult"' ... (after the first such operation)
 
 A durable operation is one a kill can fall between: an SQL statement, a commit, a file or
 folder rename, a folder removal, and finally the return from the command (a kill there is
@@ -26,8 +27,14 @@ from typing import Any
 
 
 class KillPoint:
-    def __init__(self, kill_at: int, log_path: str) -> None:
+    """Kills before operation number `kill_at`, or (with `after_match`) before the operation
+    that follows the first one whose description contains that text: "after the first row
+    of this table is written"."""
+
+    def __init__(self, kill_at: int, log_path: str, after_match: str = "") -> None:
         self.kill_at = kill_at
+        self.after_match = after_match
+        self.matched = False
         self.count = 0
         self.started = time.monotonic()
         self.log = Path(log_path).open("a", buffering=1)  # noqa: SIM115 (open until killed)
@@ -35,8 +42,9 @@ class KillPoint:
     def event(self, what: str) -> None:
         self.count += 1
         self.log.write(f"{self.count}\t{time.monotonic() - self.started:.4f}\t{what}\n")
-        if self.count == self.kill_at:
+        if self.count == self.kill_at or self.matched:
             os.kill(os.getpid(), signal.SIGKILL)
+        self.matched = bool(self.after_match) and self.after_match in what
 
     def around(self, func: Callable[..., Any], describe: Callable[..., str]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -64,7 +72,11 @@ def _sql(*args: object, **kwargs: object) -> str:
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "histostudy.settings")
-    point = KillPoint(int(os.environ.get("FAULTS_KILL_AT", "0")), os.environ["FAULTS_EVENTS"])
+    point = KillPoint(
+        int(os.environ.get("FAULTS_KILL_AT", "0")),
+        os.environ["FAULTS_EVENTS"],
+        os.environ.get("FAULTS_KILL_AFTER", ""),
+    )
     point.install()
     from django.core.management import execute_from_command_line
 

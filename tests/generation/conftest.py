@@ -16,7 +16,9 @@ from django.forms.models import model_to_dict
 from PIL import Image
 
 from generation.annotation.annotate import annotate_dataset
+from generation.cohorts import CohortRequest, CohortSummary, Runtime, generate_cohort
 from generation.generators import generators_root, link_training_tiles, train_generator
+from generation.ldm.config import SamplingConfig
 from generation.models import Dataset, Generator
 from generation.tiles.importer import import_tiles
 from generation.tiles.store import pixel_sha256
@@ -200,3 +202,24 @@ def tiny_generator(annotated, tmp_path_factory) -> Generator:
     generator = Generator.objects.create(**copy.fields, dataset=dataset, path=str(target))
     link_training_tiles(generator, dataset, copy.shas)
     return generator
+
+
+def fixture_cohort(
+    name: str,
+    size: int,
+    generator: str = "tiny",
+    dataset: str = "gen-fixture",
+    seed: int = 0,
+    runtime: Runtime | None = None,
+) -> CohortSummary:
+    """A cohort of `size` from the fixture tiles' valid split, sampled in 2 steps."""
+    request = CohortRequest(
+        generator=generator,
+        real_dataset=dataset,
+        split="valid",
+        size=size,
+        name=name,
+        seed=seed,
+        sampling=SamplingConfig(steps=2),
+    )
+    return generate_cohort(request, runtime or Runtime(), progress=False)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from generation.cohorts import CohortRequest, Runtime, generate_cohort
-from generation.ldm.config import SamplingConfig
+from generation.cohorts import Runtime
 from generation.models import Cohort, Generator
 from generation.tiles.store import read_tile, tile_relpath
 from tests.faults.harness import command_env
+from tests.generation.conftest import fixture_cohort
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,17 +68,12 @@ def test_two_processes_train_one_generator_and_generate_one_cohort(annotated):
 
     # one process, same plan and seeds: the same tiles, up to float rounding (other batches and
     # thread counts sum in another order: at most one grey level, in a few pixels)
-    generate_cohort(
-        CohortRequest(
-            generator="pair",
-            real_dataset=annotated,
-            split="valid",
-            size=10,
-            name="alone",
-            sampling=SamplingConfig(steps=2),
-        ),
-        Runtime(batch_size=4, device="cpu"),
-        progress=False,
+    fixture_cohort(
+        "alone",
+        10,
+        generator="pair",
+        dataset=annotated,
+        runtime=Runtime(batch_size=4, device="cpu"),
     )
     alone = Cohort.objects.get(name="alone").members.filter(kind="synthetic")
     two, one = (dict(c.values_list("position", "tile__sha256")) for c in (synthetic, alone))

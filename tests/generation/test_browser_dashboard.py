@@ -11,11 +11,10 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from generation.annotation.embeddings import default_inception_weights
-from generation.cohorts import CohortRequest, generate_cohort
 from generation.generators import train_generator
-from generation.ldm.config import SamplingConfig
 from generation.models import FidResult, UtilityResult
 from tests.factories import PASSWORD, UserFactory
+from tests.generation.conftest import fixture_cohort
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -35,17 +34,7 @@ def test_generation_dashboard_in_the_browser(
     for scheme in ("label", "morphology"):
         train_generator(dataset=annotated, scheme=scheme, preset="tiny", name=f"tiny-{scheme}",
                         progress=False)  # fmt: skip
-        generate_cohort(
-            CohortRequest(
-                generator=f"tiny-{scheme}",
-                real_dataset=annotated,
-                split="valid",
-                size=8,
-                name=f"cohort-{scheme}",
-                sampling=SamplingConfig(steps=2),
-            ),
-            progress=False,
-        )
+        fixture_cohort(f"cohort-{scheme}", 8, generator=f"tiny-{scheme}", dataset=annotated)
         call_command("compute_fid", cohort=f"cohort-{scheme}", per_label=True, floor=True,
                      precision_recall=True, stdout=StringIO())  # fmt: skip
         call_command("evaluate_utility", train="synthetic", cohort=f"cohort-{scheme}",

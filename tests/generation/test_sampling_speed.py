@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from generation import generators
-from generation.cohorts import CohortRequest, Runtime, generate_cohort
-from generation.ldm.config import PRESETS, SamplingConfig
+from generation.cohorts import Runtime
+from generation.ldm.config import PRESETS
 from generation.ldm.models import build_unet
 from generation.ldm.text import trim_padding
 from generation.models import Tile
+from tests.generation.conftest import fixture_cohort
 
 
 def padded(lengths: list[int], tokens: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,18 +71,7 @@ def test_compiled_pipeline_gives_the_same_tiles_and_is_recorded(tiny_generator):
     # fused kernels round differently: at most one grey level, and rarely
     diff = np.abs(compiled.astype(int) - eager)
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01
-    generate_cohort(
-        CohortRequest(
-            generator="tiny",
-            real_dataset="gen-fixture",
-            split="valid",
-            size=2,
-            name="compiled",
-            sampling=SamplingConfig(steps=2),
-        ),
-        Runtime(compiled=True),
-        progress=False,
-    )
+    fixture_cohort("compiled", 2, runtime=Runtime(compiled=True))
     provenance = [t.provenance for t in Tile.objects.filter(cohort__name="compiled")]
     assert {(p["compiled"], p["precision"], p["device"]) for p in provenance} == {
         (True, "fp32", "cpu")

@@ -13,11 +13,11 @@ import torch
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from generation.cohorts import CohortRequest, Runtime, generate_cohort
+from generation.cohorts import Runtime
 from generation.generators import GeneratorError, load_pipeline, train_generator
-from generation.ldm.config import SamplingConfig
 from generation.ldm.sd import ClipPromptEncoder, base_checksum
 from generation.models import Cohort, Generator
+from tests.generation.conftest import fixture_cohort
 
 pytestmark = pytest.mark.django_db
 SD_SET = {"sd_resolution": "32", "batch_size": "4", "checkpoint_every": "2"}
@@ -116,17 +116,8 @@ def test_generates_96px_tiles_and_a_cohort_reproducibly(sd_generator, annotated)
     first = pipeline.generate(prompts, [3, 4], steps=2)
     assert first.shape == (2, 96, 96, 3) and first.dtype == np.uint8
     assert np.array_equal(first[:1], pipeline.generate(prompts[:1], [3], steps=2))
-    summary = generate_cohort(
-        CohortRequest(
-            generator="sd-tiny",
-            real_dataset=annotated,
-            split="valid",
-            size=4,
-            name="sd-cohort",
-            sampling=SamplingConfig(steps=2),
-        ),
-        Runtime(device="cpu"),
-        progress=False,
+    summary = fixture_cohort(
+        "sd-cohort", 4, generator="sd-tiny", dataset=annotated, runtime=Runtime(device="cpu")
     )
     assert (summary.real, summary.synthetic) == (4, 4)
     assert Cohort.objects.get(name="sd-cohort").completed_at is not None

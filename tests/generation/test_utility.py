@@ -11,12 +11,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from sklearn.metrics import roc_auc_score
 
-from generation.cohorts import CohortRequest, generate_cohort
 from generation.evaluation import classifier
 from generation.evaluation.classifier import ClassifierConfig, evaluate, predict, train
 from generation.evaluation.utility import summarise
-from generation.ldm.config import SamplingConfig
 from generation.models import CohortMember, UtilityResult
+from tests.generation.conftest import fixture_cohort
 
 FAST = ClassifierConfig(channels=(8, 8, 16), steps=60, batch_size=16, warmup_steps=5,
                         max_minutes=None, colour_jitter=0.0)  # fmt: skip
@@ -69,17 +68,7 @@ def test_time_limit_stops_training_early():
 
 @pytest.fixture
 def cohort(tiny_generator, annotated) -> str:
-    generate_cohort(
-        CohortRequest(
-            generator="tiny",
-            real_dataset=annotated,
-            split="valid",
-            size=8,
-            name="util-cohort",
-            sampling=SamplingConfig(steps=2),
-        ),
-        progress=False,
-    )
+    fixture_cohort("util-cohort", 8, dataset=annotated)
     return "util-cohort"
 
 
