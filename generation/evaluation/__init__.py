@@ -13,8 +13,8 @@ from generation import lazy_exports
 
 __getattr__, __all__ = lazy_exports(
     __name__,
-    fid="FidError FidSummary compute_fid",
+    fid="FidError FidRequest FidSummary compute_fid",
     run="EvaluationError EvaluationRequest MEASURES evaluate_generator",
     summary="summary_dict summary_lines",
-    utility="UtilityError evaluate_utility summarise",
+    utility="UtilityError UtilityRequest evaluate_utility summarise",
 )

@@ -117,44 +117,58 @@ class FidSummary:
         ]
 
 
-def compute_fid(
-    cohort: str | None = None,
-    dataset: str | None = None,
-    split: str | None = None,
-    reference: str | None = None,
-    reference_split: str | None = None,
-    per_label: bool = False,
-    floor: bool = False,
-    with_precision_recall: bool = False,
-    max_tiles: int | None = None,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    seed: int = 0,
-    device: str = "auto",
-    progress: bool = True,
-) -> FidSummary:
+@dataclass(frozen=True)
+class FidRequest:
+    """What compute_fid measures: set A (a cohort's synthetic half, or a dataset's split)
+    against held-out real tiles (the cohort's own dataset and split unless `reference` and
+    `reference_split` say otherwise), overall and per label, with the real-vs-real floor at
+    the same sizes, KID and improved precision/recall on request."""
+
+    cohort: str | None = None
+    dataset: str | None = None
+    split: str | None = None
+    reference: str | None = None
+    reference_split: str | None = None
+    per_label: bool = False
+    floor: bool = False
+    with_precision_recall: bool = False
+    max_tiles: int | None = None
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    seed: int = 0
+
+
+def compute_fid(request: FidRequest, device: str = "auto", progress: bool = True) -> FidSummary:
     """FID/KID of set A (a cohort's synthetic half, or a dataset split) against a reference."""
-    set_a, source = _set_a(cohort, dataset, split, max_tiles, seed)
-    ref_name = reference or (source.real_dataset.name if source else None)
-    ref_split = reference_split or (source.split if source else None)
+    set_a, source = _set_a(
+        request.cohort, request.dataset, request.split, request.max_tiles, request.seed
+    )
+    ref_name = request.reference or (source.real_dataset.name if source else None)
+    ref_split = request.reference_split or (source.split if source else None)
     if not ref_name or not ref_split:
         raise FidError("give --reference DATASET and --split S (a cohort brings its own)")
-    pool = reference_set(ref_name, ref_split, None, seed + 1)
+    pool = reference_set(ref_name, ref_split, None, request.seed + 1)
     if source is not None:  # held out means held out: never a tile the generator trained on
         pool = pool.without(_training_tiles(source))
-    ref = pool.sample(max_tiles, seed + 1)
+    ref = pool.sample(request.max_tiles, request.seed + 1)
     try:
         weights = inception_weights(getattr(settings, "HISTOSTUDY_INCEPTION_WEIGHTS", None))
         embedder = InceptionEmbedder(weights, pick_device(device))
     except EmbeddingError as exc:
         raise FidError(str(exc)) from exc
-    context = {"weights_sha256": file_digest(weights), "seed": seed,
-               "kid": (kid_subsets, kid_subset_size), "pr": with_precision_recall}  # fmt: skip
-    labels = [None, 0, 1] if per_label else [None]
+    context = {
+        "weights_sha256": file_digest(weights),
+        "seed": request.seed,
+        "kid": (request.kid_subsets, request.kid_subset_size),
+        "pr": request.with_precision_recall,
+    }
+    labels = [None, 0, 1] if request.per_label else [None]
     spare = pool.without(set(ref.shas))  # real tiles outside the reference, for the floor
     floors = {  # drawn first, so that only the tiles drawn are embedded
-        label: _floor_pair(spare.only(label), ref.only(label), len(set_a.only(label).shas), seed)
-        for label in (labels if floor else [])
+        label: _floor_pair(
+            spare.only(label), ref.only(label), len(set_a.only(label).shas), request.seed
+        )
+        for label in (labels if request.floor else [])
     }
     drawn = [s for a, b, _ in floors.values() for s in a.shas + b.shas]
     shas = list(dict.fromkeys(set_a.shas + ref.shas + drawn))
@@ -164,7 +178,7 @@ def compute_fid(
         a, b = set_a.only(label), ref.only(label)
         result = _measure(a, b, label, features, source, False, context)
         summary.results.append(result)
-        if floor:
+        if request.floor:
             floor_a, floor_b, note = floors[label]
             row = _measure(floor_a, floor_b, label, features, None, True, context, note)
             row.floor_of = result  # saved after it, below

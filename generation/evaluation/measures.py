@@ -39,7 +39,13 @@ from generation.evaluation.request import (
     EvaluationRequest,
     TileRows,
 )
-from generation.evaluation.utility import UtilityError, evaluate_utility, load_tiles, real_rows
+from generation.evaluation.utility import (
+    UtilityError,
+    UtilityRequest,
+    evaluate_utility,
+    load_tiles,
+    real_rows,
+)
 from generation.models import (
     Cohort,
     Generator,
@@ -233,15 +239,14 @@ def reader_config(preset: str) -> ClassifierConfig:
 def utility_arm(cohort: Cohort, request: EvaluationRequest):
 
     try:
-        return evaluate_utility(
+        arm = UtilityRequest(
             train_on="synthetic",
             test_dataset=cohort.real_dataset.name,
             test_split=cohort.split,
             cohort=cohort.name,
             preset=request.classifier_preset,
             seed=request.seed,
-            device=request.device,
-            progress=request.progress,
         )
+        return evaluate_utility(arm, device=request.device, progress=request.progress)
     except UtilityError as exc:
         raise EvaluationError(f"utility of cohort {cohort.name!r}: {exc}") from exc

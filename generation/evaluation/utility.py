@@ -117,31 +117,39 @@ def _check_arm(
     return float(share)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class UtilityRequest:
+    """One arm of the utility comparison: train a tumour classifier on real tiles (dataset,
+    split), a cohort's synthetic half, or both (mixed, at synthetic_share), and score it on
+    test_dataset's test_split, never on a tile it saw."""
+
+    train_on: str
+    test_dataset: str
+    test_split: str
+    dataset: str | None = None
+    split: str = "train"
+    cohort: str | None = None
+    synthetic_share: float | None = None
+    max_tiles: int | None = None
+    preset: str = "cpu"
+    seed: int = 0
+    steps: int | None = None
+    max_minutes: float | None = None
+
+
 def evaluate_utility(
-    *,
-    train_on: str,
-    test_dataset: str,
-    test_split: str,
-    dataset: str | None = None,
-    split: str = "train",
-    cohort: str | None = None,
-    synthetic_share: float | None = None,
-    max_tiles: int | None = None,
-    preset: str = "cpu",
-    seed: int = 0,
-    steps: int | None = None,
-    max_minutes: float | None = None,
+    request: UtilityRequest,
     device: str = "auto",
     experiment: Experiment | None = None,
     step: str = "",
     progress: bool = True,
 ) -> UtilityResult:
-    """Train one arm's classifier and store its scores on held-out real tiles."""
-
-    share = _check_arm(train_on, dataset, cohort, synthetic_share)
-    if max_tiles is not None and max_tiles < 2:
+    """Train one arm's classifier and store its scores on held-out real tiles; `experiment`
+    and `step` record which run_experiment step it belongs to (in the same insert)."""
+    share = _check_arm(request.train_on, request.dataset, request.cohort, request.synthetic_share)
+    if request.max_tiles is not None and request.max_tiles < 2:
         raise UtilityError("--max-tiles must be at least 2")
-    config = classifier_config(preset, steps, max_minutes)
+    config = classifier_config(request.preset, request.steps, request.max_minutes)
     try:
         torch_device = pick_device(device)
     except EmbeddingError as exc:
@@ -151,35 +159,39 @@ def evaluate_utility(
     real: list[tuple[str, int]] = []
     synthetic: list[tuple[str, int]] = []
     held_back: set[str] = set()
-    if cohort:
-        source = Cohort.objects.select_related("generator").filter(name=cohort).first()
+    if request.cohort:
+        source = Cohort.objects.select_related("generator").filter(name=request.cohort).first()
         if source is None:
-            raise UtilityError(f"--cohort: no cohort named {cohort!r}")
+            raise UtilityError(f"--cohort: no cohort named {request.cohort!r}")
         synthetic = list(
             Tile.objects.filter(cohort=source, kind=Tile.Kind.SYNTHETIC)
             .order_by("id")
             .values_list("sha256", "label")
         )
         if not synthetic:
-            raise UtilityError(f"cohort {cohort!r} has no synthetic tiles yet; run generate_cohort")
-        synthetic = subsample(synthetic, max_tiles, seed)
-        _needs_both_labels(synthetic, f"cohort {cohort!r}")
+            raise UtilityError(
+                f"cohort {request.cohort!r} has no synthetic tiles yet; run generate_cohort"
+            )
+        synthetic = subsample(synthetic, request.max_tiles, request.seed)
+        _needs_both_labels(synthetic, f"cohort {request.cohort!r}")
         held_back = set(
             CohortMember.objects.filter(cohort=source, kind="real").values_list(
                 "tile__sha256", flat=True
             )
         )
-    if dataset:
-        real = subsample(real_rows(dataset, split), max_tiles, seed)
-        _needs_both_labels(real, f"dataset {dataset!r} split {split!r}")
+    if request.dataset:
+        real = subsample(real_rows(request.dataset, request.split), request.max_tiles, request.seed)
+        _needs_both_labels(real, f"dataset {request.dataset!r} split {request.split!r}")
     seen = {sha for sha, _ in real} | {sha for sha, _ in synthetic} | held_back
-    test = [row for row in real_rows(test_dataset, test_split) if row[0] not in seen]
+    test = [
+        row for row in real_rows(request.test_dataset, request.test_split) if row[0] not in seen
+    ]
     if not test:
         raise UtilityError(
-            f"no tiles of {test_dataset!r} split {test_split!r} are left for testing once the "
-            "training tiles and the cohort's real half are held back"
+            f"no tiles of {request.test_dataset!r} split {request.test_split!r} are left for "
+            "testing once the training tiles and the cohort's real half are held back"
         )
-    _needs_both_labels(test, f"test set {test_dataset!r} split {test_split!r}")
+    _needs_both_labels(test, f"test set {request.test_dataset!r} split {request.test_split!r}")
 
     pools = [p for p in (load_tiles(real), load_tiles(synthetic)) if len(p.shas)]
     shares = [1 - share, share] if len(pools) == 2 else [1.0]
@@ -187,7 +199,7 @@ def evaluate_utility(
         [p.tiles for p in pools],
         [p.labels for p in pools],
         config,
-        seed=seed,
+        seed=request.seed,
         device=torch_device,
         shares=shares,
         progress=progress,
@@ -195,22 +207,22 @@ def evaluate_utility(
     held_out = load_tiles(test)
     scores = evaluate(held_out.labels, predict(model, held_out.tiles, torch_device))
     return UtilityResult.objects.create(
-        arm=train_on,
+        arm=request.train_on,
         cohort=source,
         generator=source.generator if source else None,
         experiment=experiment,
         step=step,
-        train_dataset=dataset or "",
-        train_split=split if dataset else "",
+        train_dataset=request.dataset or "",
+        train_split=request.split if request.dataset else "",
         synthetic_share=share,
         n_real=len(real),
         n_synthetic=len(synthetic),
-        test_dataset=test_dataset,
-        test_split=test_split,
+        test_dataset=request.test_dataset,
+        test_split=request.test_split,
         n_test=scores.n,
         n_test_tumour=scores.n_tumour,
-        preset=preset,
-        seed=seed,
+        preset=request.preset,
+        seed=request.seed,
         config=dataclasses.asdict(config),
         steps=log.steps,
         stopped_early=log.stopped_early,

@@ -31,8 +31,8 @@ from django.utils import timezone
 from generation.annotation.annotate import AnnotationError, annotate_dataset
 from generation.cohorts import CohortRequest, generate_cohort
 from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
-from generation.evaluation.fid import FidError, compute_fid
-from generation.evaluation.utility import UtilityError, evaluate_utility
+from generation.evaluation.fid import FidError, FidRequest, compute_fid
+from generation.evaluation.utility import UtilityError, UtilityRequest, evaluate_utility
 from generation.experiment.options import (
     UTILITY_SHARE,
     ExperimentError,
@@ -180,7 +180,7 @@ class Runner:
         ).values_list("label", flat=True)
         if {None, 0, 1} - set(measured):
             try:
-                compute_fid(
+                request = FidRequest(
                     cohort=cohort,
                     per_label=True,
                     floor=True,
@@ -188,8 +188,8 @@ class Runner:
                     max_tiles=self.options.reference_size,
                     kid_subset_size=min(1000, self.options.cohort_size // 2),
                     seed=self.options.seed,
-                    progress=self.progress,
                 )
+                compute_fid(request, progress=self.progress)
             except FidError as exc:
                 raise ExperimentError(f"FID of the {scheme} cohort: {exc}") from exc
         overall = FidResult.objects.filter(cohort__name=cohort, floor=False, label=None).first()
@@ -228,7 +228,7 @@ class Runner:
                 steps, minutes = first.steps, minutes * 2  # equal steps; time is a safety net
             cohort = self.generator_name(scheme) if scheme else None
             try:
-                found = evaluate_utility(
+                request = UtilityRequest(
                     train_on=arm,
                     dataset=self.options.dataset if arm != "synthetic" else None,
                     split=self.options.train_split,
@@ -240,9 +240,10 @@ class Runner:
                     seed=self.options.seed,
                     steps=steps,
                     max_minutes=minutes,
-                    experiment=self.experiment,
-                    step=step,  # stored with the result: one insert, so a kill leaves all or none
-                    progress=self.progress,
+                )
+                # the step is stored with the result: one insert, so a kill leaves all or none
+                found = evaluate_utility(
+                    request, experiment=self.experiment, step=step, progress=self.progress
                 )
             except UtilityError as exc:
                 raise ExperimentError(f"{step}: {exc}") from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandParser
 
-from generation.evaluation import FidError, FidSummary, compute_fid
+from generation.evaluation import FidError, FidRequest, FidSummary, compute_fid
 from generation.management.base import StepCommand
 
 
@@ -35,19 +35,18 @@ class Command(StepCommand):
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
     def run(self, options: dict, progress: bool) -> FidSummary:
-        return compute_fid(
-            cohort=options["cohort"],  # type: ignore[arg-type]
-            dataset=options["dataset"],  # type: ignore[arg-type]
-            split=options["split"],  # type: ignore[arg-type]
-            reference=options["reference"],  # type: ignore[arg-type]
-            reference_split=options["reference_split"] or options["split"],  # type: ignore[arg-type]
+        request = FidRequest(
+            cohort=options["cohort"],
+            dataset=options["dataset"],
+            split=options["split"],
+            reference=options["reference"],
+            reference_split=options["reference_split"] or options["split"],
             per_label=bool(options["per_label"]),
             floor=bool(options["floor"]),
             with_precision_recall=bool(options["precision_recall"]),
-            max_tiles=options["max_tiles"],  # type: ignore[arg-type]
-            kid_subsets=int(options["kid_subsets"]),  # type: ignore[arg-type]
-            kid_subset_size=int(options["kid_subset_size"]),  # type: ignore[arg-type]
-            seed=int(options["seed"]),  # type: ignore[arg-type]
-            device=str(options["device"]),
-            progress=progress,
+            max_tiles=options["max_tiles"],
+            kid_subsets=int(options["kid_subsets"]),
+            kid_subset_size=int(options["kid_subset_size"]),
+            seed=int(options["seed"]),
         )
+        return compute_fid(request, device=str(options["device"]), progress=progress)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from django.core.management.base import CommandError, CommandParser
 
 from generation.evaluation.classifier import PRESETS
-from generation.evaluation.utility import ARMS, UtilityError, evaluate_utility, result_lines
+from generation.evaluation.utility import (
+    ARMS,
+    UtilityError,
+    UtilityRequest,
+    evaluate_utility,
+    result_lines,
+)
 from generation.management.base import StepCommand
 from generation.models import UtilityResult
 
@@ -63,7 +69,7 @@ class Command(StepCommand):
         first = int(options["seed"])
         results = []
         for seed in range(first, first + int(options["seeds"])):
-            result = evaluate_utility(
+            request = UtilityRequest(
                 train_on=str(options["train"]),
                 dataset=options["dataset"],
                 split=str(options["train_split"]),
@@ -76,9 +82,8 @@ class Command(StepCommand):
                 steps=options["steps"],
                 max_minutes=options["max_minutes"],
                 seed=seed,
-                device=str(options["device"]),
-                progress=progress,
             )
+            result = evaluate_utility(request, device=str(options["device"]), progress=progress)
             results.append(result)
             if progress:  # each seed as it ends: a run of several takes a while
                 self.stdout.write("\n".join(result_lines(result)))
