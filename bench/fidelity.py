@@ -213,14 +213,22 @@ def plot(records: list[dict], out: Path) -> None:
     plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
-    for preset, colour in (("cpu", "#4b2a7a"), ("cpu-v1", "#c97fb5")):
+    series = (  # a VM without AMX trains several times slower: its own curve
+        ("cpu", True, "#4b2a7a", "new recipe (cpu)"),
+        ("cpu", False, "#9a8cc0", "new recipe (cpu), no AMX"),
+        ("cpu-v1", True, "#c97fb5", "old recipe (cpu-v1)"),
+    )
+    for preset, amx, colour, label in series:
         # the budget curve: the preset as it is, not the ablations run with --set
-        rows = [r for r in records if r["preset"] == preset and not r.get("set")]
+        rows = [
+            r
+            for r in records
+            if r["preset"] == preset and not r.get("set") and ("with AMX" in r["machine"]) == amx
+        ]
         rows.sort(key=lambda r: r["minutes"])
         if not rows:
             continue
         minutes = [r["minutes"] for r in rows]
-        label = "new recipe (cpu)" if preset == "cpu" else "old recipe (cpu-v1)"
         # FID300 (300 synthetic vs 1,000 real) is measured the same way in every run
         fid = [_value(r, "fid300_vs_1000") for r in rows]
         left.plot(minutes, fid, "o-", color=colour, label=f"{label}: FID")
