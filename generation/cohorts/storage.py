@@ -117,15 +117,14 @@ def generate_cohort(
         ) from exc
     shard = Shard.current()
     pipeline = load_pipeline(gen, runtime.device, shard, runtime.precision, runtime.compiled)
-    args = (gen, real, request)
     if shard.main:  # creates the cohort and its plan; the other processes then read them
-        cohort = _cohort(*args)
+        cohort = _cohort(gen, real, request)
         staged = Path(settings.MEDIA_ROOT) / ".staging"
         for stale in [staged / f"cohort-{cohort.pk}", *staged.glob(f"cohort-{cohort.pk}-*")]:
             shutil.rmtree(stale, ignore_errors=True)  # what a killed run left unregistered
     shard.wait()
     if not shard.main:
-        cohort = _cohort(*args)
+        cohort = _cohort(gen, real, request)
     done = set(cohort.members.filter(kind="synthetic").values_list("position", flat=True))
     shard.wait()  # every process has the same `done` before any of them stores a tile
     # a position belongs to one process whatever was done before: no tile made twice

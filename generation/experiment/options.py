@@ -11,7 +11,7 @@ from django.conf import settings
 
 from generation.annotation.prompts import SCHEMES
 from generation.evaluation.classifier import PRESETS as CLASSIFIERS
-from generation.ldm.config import GUIDANCE, SAMPLING_STEPS
+from generation.ldm.config import GUIDANCE, SAMPLING_STEPS, SamplingConfig
 from generation.ldm.config import PRESETS as GENERATOR_PRESETS
 
 TRAIN_SHARE = 0.45  # of the budget, for the generators together
@@ -92,11 +92,12 @@ def options_for(
     budget = budget_minutes if budget_minutes is not None else default
     if budget <= 0:
         raise ExperimentError("--budget-minutes must be positive")
-    steps, guidance = overrides.get("sampling_steps"), overrides.get("guidance")
-    if steps is not None and int(steps) < 1:  # type: ignore[call-overload]
-        raise ExperimentError("--sampling-steps must be at least 1")
-    if guidance is not None and float(guidance) < 0:  # type: ignore[arg-type]
-        raise ExperimentError("--guidance must be 0 or more")
+    try:  # before anything trains, by the check every sampling setting passes
+        SamplingConfig().replace(
+            steps=overrides.get("sampling_steps"), guidance=overrides.get("guidance")
+        )
+    except ValueError as exc:
+        raise ExperimentError(f"--sampling-steps/--guidance: {exc}") from exc
     values = {
         "cohort_size": size,
         "reference_size": reference,

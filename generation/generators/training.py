@@ -150,8 +150,7 @@ def train_generator(
     tiles, prompts, shas = training_set(dataset, split, scheme, max_tiles)
     fresh = not (work.exists() and any(work.iterdir()))
     work.mkdir(parents=True, exist_ok=True)
-    quiet = progress is False  # --json: stdout carries the summary alone
-    log = (lambda _: None) if quiet else print
+    log = print if progress else (lambda _: None)  # --json: stdout carries the summary alone
     trainer = Trainer(config, TrainingData(tiles, prompts), work, log=log, progress=progress)
     try:
         result = trainer.run(max_minutes=max_minutes, resume=resume)

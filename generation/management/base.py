@@ -38,9 +38,9 @@ class StepCommand(BaseCommand):
             result = self.run(options, progress=not quiet)
         except self.errors as exc:
             raise CommandError(self.explain(exc)) from exc
-        self.stdout.write(
-            json.dumps(self.as_json(result)) if quiet else "\n".join(self.lines(result))
-        )
+        text = json.dumps(self.as_json(result)) if quiet else "\n".join(self.lines(result))
+        if text:  # a command with nothing to add after its own output prints no empty line
+            self.stdout.write(text)
 
     def explain(self, exc: Exception) -> str:
         return str(exc)

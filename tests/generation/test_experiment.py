@@ -114,6 +114,12 @@ def test_resuming_with_other_options_or_bad_options_is_refused(annotated):
         call_command("run_experiment", "x", "--dataset", "gen-fixture", "--schemes", "label,foo")
     with pytest.raises(CommandError, match="no tiles in split 'test'"):
         call_command("run_experiment", "x", "--dataset", "gen-fixture", "--test-split", "test")
+    # checked before anything trains, by the check every sampling setting passes
+    with pytest.raises(
+        CommandError, match="--sampling-steps/--guidance: steps 0: expected at least 1"
+    ):
+        call_command("run_experiment", "x", "--dataset", "gen-fixture", "--sampling-steps", "0")
+    assert not Experiment.objects.exists()
     Experiment.objects.create(
         name="x",
         dataset_id=Generator._meta.apps.get_model("generation", "Dataset").objects.get().pk,

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generation.annotation import SCHEMES
-from generation.ldm.config import PRESETS, SAMPLING_STEPS
+from generation.ldm.config import PRESETS, SAMPLING_STEPS, SamplingConfig
 from studies.demo import DEMO_STEPS, DemoError, DemoOptions, run_demo
 
 
@@ -68,8 +68,10 @@ class Command(BaseCommand):
             ) from exc
         if min(vae_steps, unet_steps) < 1:
             raise CommandError("--train-steps: both step counts must be positive")
-        if int(options["steps"]) < 1:  # type: ignore[arg-type]
-            raise CommandError("--steps (sampling steps) must be at least 1")
+        try:  # the check every sampling setting passes
+            SamplingConfig(steps=int(options["steps"]))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise CommandError(f"--steps (sampling steps): {exc}") from exc
         demo = DemoOptions(
             pcam=options["pcam"],  # type: ignore[arg-type]
             accounts_file=options["accounts_file"],  # type: ignore[arg-type]
