@@ -42,10 +42,10 @@ def text_encoder(text_dir: Path | None, device: str):
 
 
 def build_pipeline_dir(preset: str, overrides: dict[str, str], out: Path) -> Path:
-    from generation.ldm.config import PRESETS
     from generation.ldm.models import build_autoencoder, build_unet
+    from generation.presets import PRESETS
 
-    config = PRESETS[preset].replace(**overrides)
+    config = PRESETS[preset].generator.replace(**overrides)
     build_autoencoder(config).save_pretrained(out / "vae")
     build_unet(config).save_pretrained(out / "unet")
     meta = {"config": json.loads(config.to_json()), "scaling_factor": 1.0}
@@ -58,11 +58,11 @@ def build_sd_pipeline_dir(base: Path, resolution: int, out: Path) -> Path:
     paper's setting before fine-tuning: the same cost per tile)."""
     import shutil
 
-    from generation.ldm.config import PRESETS
     from generation.ldm.sd import base_checksum, check_base, load_vae
+    from generation.presets import PRESETS
 
     check_base(base)
-    config = PRESETS["gpu"].replace(
+    config = PRESETS["gpu"].generator.replace(
         backbone="sd-finetune", base_model=str(base.resolve()), sd_resolution=resolution
     )
     shutil.copytree(base / "unet", out / "unet")

@@ -47,14 +47,14 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from generation.ldm.config import PRESETS
     from generation.ldm.models import build_autoencoder, build_unet
+    from generation.presets import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--preset", default="cpu")
     args = parser.parse_args()
-    config = PRESETS[args.preset]
+    config = PRESETS[args.preset].generator
     torch.manual_seed(0)
     vae, unet = build_autoencoder(config), build_unet(config)
     vae_opt = torch.optim.AdamW(vae.parameters(), lr=1e-4)

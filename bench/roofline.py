@@ -145,14 +145,14 @@ def stable_diffusion_15():
 def preset_cost(preset: str, overrides: dict[str, str], tokens: int, gpu: str):
     import torch
 
-    from generation.ldm.config import PRESETS
     from generation.ldm.models import build_autoencoder, build_unet
+    from generation.presets import PRESETS
 
     torch.manual_seed(0)
     if preset == "sd15":
         unet, vae, c, s, tokens, width = stable_diffusion_15()
     else:
-        config = PRESETS[preset].replace(**overrides)
+        config = PRESETS[preset].generator.replace(**overrides)
         unet, vae = build_unet(config).eval(), build_autoencoder(config).eval()
         c, s, width = config.latent_channels, config.latent_size, config.text_dim
 

@@ -43,3 +43,29 @@ def generators_folder_check(app_configs: object = None, **kwargs: object) -> lis
             )
         ]
     return []
+
+
+@register()
+def device_check(app_configs: object = None, **kwargs: object) -> list[CheckMessage]:
+    """HISTOSTUDY_DEVICE=cuda where torch sees no GPU: every network command would fail, or a
+    CPU wheel of torch was installed on a GPU node; say which before anything runs."""
+    if settings.HISTOSTUDY_DEVICE != "cuda":
+        return []  # torch is not imported for auto or cpu: the web process stays light
+    import torch
+
+    if torch.cuda.is_available():
+        return []
+    if torch.version.cuda is None:
+        why = f"this torch {torch.__version__} is a CPU-only build"
+        hint = "Install a CUDA build of torch (docs/ml-engineer.md), or set HISTOSTUDY_DEVICE=auto."
+    else:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        shown = "unset" if visible is None else repr(visible)
+        why = (
+            f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no GPU; "
+            f"CUDA_VISIBLE_DEVICES is {shown}"
+        )
+        hint = (
+            "Check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES, or set HISTOSTUDY_DEVICE=auto."
+        )
+    return [Error(f"HISTOSTUDY_DEVICE=cuda, but {why}", hint=hint, id="histostudy.E002")]

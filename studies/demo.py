@@ -26,8 +26,9 @@ from generation.annotation import AnnotationError, annotate_dataset
 from generation.cohorts import CohortRequest, generate_cohort
 from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
 from generation.generators import GeneratorError, train_generator
-from generation.ldm.config import PRESETS, SAMPLING_STEPS, SamplingConfig
+from generation.ldm.config import SAMPLING_STEPS, SamplingConfig
 from generation.models import Cohort, Dataset, FidelityEvaluation, Generator, TileAnnotation
+from generation.presets import PRESETS
 from generation.tiles import (
     DownloadError,
     TileImportError,
@@ -256,7 +257,7 @@ def _generator(
 def check_trained(generator: Generator, preset: str) -> None:
     """A generator with fewer steps than the preset's minimum makes noise, not tiles: no study
     is opened on it, whether it was trained now or by an earlier run."""
-    least = PRESETS[preset]
+    least = PRESETS[preset].generator
     if generator.vae_steps < least.min_vae_steps or generator.unet_steps < least.min_unet_steps:
         raise DemoError(
             f"generator {generator.name!r} was trained for {generator.vae_steps} autoencoder + "

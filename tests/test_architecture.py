@@ -12,7 +12,7 @@ APPS = ("generation", "studies", "histostudy")
 MAX_LINES = 400
 # generation's packages in order: each imports only those before it (and the shared modules)
 LAYERS = ("tiles", "annotation", "generators", "cohorts", "evaluation", "experiment")
-SHARED = ("models", "ldm", "plots")
+SHARED = ("models", "ldm", "plots", "presets")
 # what studies may import of generation (docs/architecture.md, "Entry points")
 ENTRY_POINTS = {
     "generation.tiles",
@@ -23,6 +23,7 @@ ENTRY_POINTS = {
     "generation.experiment",
     "generation.models",
     "generation.ldm.config",
+    "generation.presets",
     "generation.admin",
 }
 # modules that may load lazily inside a function: heavy, and most callers never need them
@@ -37,6 +38,7 @@ LAZY = (
     "generation.ldm.pipeline",
     "generation.ldm.budget",
     "generation.checks",  # registered in AppConfig.ready()
+    "torch",  # generation.checks: only when HISTOSTUDY_DEVICE=cuda, so the web stays light
     "generation.models",  # plots.py, for a type only
     "django.contrib.auth",  # get_user_model() at call time
 )

@@ -92,3 +92,39 @@ def test_a_generators_folder_that_cannot_be_written_is_a_system_check_error(sett
     errors = generators_folder_check()
     assert [e.id for e in errors] == ["histostudy.E001"]
     assert str(blocker) in errors[0].msg and "not a writable folder" in errors[0].msg
+
+
+def test_cuda_asked_for_where_torch_sees_no_gpu_is_a_system_check_error(settings, monkeypatch):
+    import torch
+
+    from generation.checks import device_check
+
+    settings.HISTOSTUDY_DEVICE = "auto"
+    assert device_check() == []
+    settings.HISTOSTUDY_DEVICE = "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    errors = device_check()
+    assert [e.id for e in errors] == ["histostudy.E002"]
+    assert "HISTOSTUDY_DEVICE=cuda" in errors[0].msg and "CPU-only build" in errors[0].msg
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    (error,) = device_check()
+    assert "CUDA 12.4" in error.msg and "finds no GPU" in error.msg
+    assert "CUDA_VISIBLE_DEVICES is ''" in error.msg
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device_check() == []
+
+
+def test_the_device_setting_is_checked_and_is_every_network_commands_default(settings):
+    from django.core.management import load_command_class
+
+    result = settings_in({"HISTOSTUDY_DEVICE": "gpu"}, "s.HISTOSTUDY_DEVICE")
+    assert result.returncode != 0
+    assert "HISTOSTUDY_DEVICE must be one of auto, cpu, cuda, got 'gpu'" in result.stderr
+    assert settings_in({"HISTOSTUDY_DEVICE": "CPU"}, "s.HISTOSTUDY_DEVICE").stdout.strip() == "cpu"
+    settings.HISTOSTUDY_DEVICE = "cpu"
+    for name in ("annotate_tiles", "generate_cohort", "compute_fid", "evaluate_generator",
+                 "evaluate_utility"):  # fmt: skip
+        parser = load_command_class("generation", name).create_parser("manage.py", name)
+        assert parser.get_default("device") == "cpu", name

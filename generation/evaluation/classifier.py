@@ -10,7 +10,6 @@ positive = synthetic.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import time
@@ -22,39 +21,8 @@ from torch import nn
 from tqdm import tqdm
 
 from generation.ldm.precision import resolve_precision
+from generation.presets import ClassifierConfig
 from histostudy.statistics import auc_delong, proportion
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    channels: tuple[int, ...] = (24, 32, 64, 128, 256)  # stem (stride 2), then one conv a level
-    steps: int = 2400
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
-    dropout: float = 0.2
-    colour_jitter: float = 0.05  # brightness/contrast/saturation, +- this share
-    max_minutes: float | None = 12.0
-    mixed_precision: str = "auto"  # bf16 on a GPU or a CPU with AMX (ldm.precision), else fp32
-
-    def replace(self, **overrides: object) -> ClassifierConfig:
-        return dataclasses.replace(self, **overrides)
-
-
-PRESETS: dict[str, ClassifierConfig] = {
-    "tiny": ClassifierConfig(
-        channels=(8, 8, 16), steps=12, batch_size=8, warmup_steps=2, max_minutes=None
-    ),
-    "cpu": ClassifierConfig(),
-    "gpu": ClassifierConfig(
-        channels=(32, 64, 128, 256, 512),
-        steps=20000,
-        batch_size=256,
-        max_minutes=60.0,
-        mixed_precision="bf16",
-    ),
-}
 
 
 class TumourCNN(nn.Module):

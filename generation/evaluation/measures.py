@@ -25,8 +25,7 @@ from generation.annotation.embeddings import (
 from generation.annotation.embeddings import inception_weights as weights_path
 from generation.annotation.features import FEATURE_NAMES, morphometrics
 from generation.evaluation import fidelity
-from generation.evaluation.classifier import PRESETS as CLASSIFIER_PRESETS
-from generation.evaluation.classifier import ClassifierConfig, TumourCNN, evaluate, predict, train
+from generation.evaluation.classifier import TumourCNN, evaluate, predict, train
 from generation.evaluation.metrics import (
     fid_from_features,
     kernel_inception_distance,
@@ -34,7 +33,6 @@ from generation.evaluation.metrics import (
 )
 from generation.evaluation.request import (
     KID_SUBSETS,
-    READER_STEPS,
     EvaluationError,
     EvaluationRequest,
     TileRows,
@@ -51,6 +49,7 @@ from generation.models import (
     Generator,
     TileAnnotation,
 )
+from generation.presets import ClassifierConfig, preset
 from generation.tiles.store import write_atomic
 from histostudy.presentation import Presentation
 
@@ -137,7 +136,7 @@ def real_classifier(dataset: str, split: str, request: EvaluationRequest):
     tiles it saw, its config and seed: a second evaluation on the same data reuses it."""
 
     rows = real_rows(dataset, split)
-    config = CLASSIFIER_PRESETS[request.classifier_preset]
+    config = preset(request.classifier_preset).classifier
     digest = hashlib.sha256()
     for sha, label in rows:
         digest.update(f"{sha}{label}".encode())
@@ -230,9 +229,8 @@ def machine_readers(
     return cnn, reader
 
 
-def reader_config(preset: str) -> ClassifierConfig:
-    base = CLASSIFIER_PRESETS[preset]
-    steps = READER_STEPS.get(preset, base.steps)
+def reader_config(name: str) -> ClassifierConfig:
+    base, steps = preset(name).classifier, preset(name).reader_steps
     return base.replace(steps=steps, warmup_steps=min(base.warmup_steps, steps // 4))
 
 

@@ -12,9 +12,6 @@ from django.conf import settings
 from generation.ldm.config import SamplingConfig
 from generation.tiles.store import read_tile, tile_relpath
 
-# steps of the real-vs-synthetic CNN per fold, per classifier preset: a reader, not the
-# utility classifier, so fewer steps than a tumour classifier gets
-READER_STEPS = {"tiny": 12, "cpu": 600, "gpu": 3000}
 KID_SUBSETS = 100
 # image quality and the autoencoder's ceiling are always measured; these can be left out
 MEASURES = ("label", "morphology", "readers", "utility")

@@ -19,7 +19,6 @@ import numpy as np
 
 from generation.cohorts import CohortRequest, Runtime, generate_cohort
 from generation.evaluation import fidelity, measures
-from generation.evaluation.classifier import PRESETS as CLASSIFIER_PRESETS
 from generation.evaluation.request import (
     MEASURES,
     EvaluationError,
@@ -37,6 +36,7 @@ from generation.models import (
     Tile,
     TileAnnotation,
 )
+from generation.presets import PRESETS
 
 
 def evaluate_generator(
@@ -224,10 +224,10 @@ def _validate(request: EvaluationRequest) -> None:
         raise EvaluationError(
             f"unknown measures {', '.join(sorted(unknown))}; expected some of {', '.join(MEASURES)}"
         )
-    if request.classifier_preset not in CLASSIFIER_PRESETS:
+    if request.classifier_preset not in PRESETS:
         raise EvaluationError(
             f"unknown classifier preset {request.classifier_preset!r}; expected one of "
-            f"{', '.join(CLASSIFIER_PRESETS)}"
+            f"{', '.join(PRESETS)}"
         )
     if request.reader_folds < 2 and "readers" in request.measures:
         raise EvaluationError(f"--reader-folds {request.reader_folds}: at least 2")

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from generation import presets
 from generation.annotation.embeddings import EmbeddingError, pick_device
-from generation.evaluation.classifier import PRESETS, ClassifierConfig, evaluate, predict, train
+from generation.evaluation.classifier import evaluate, predict, train
 from generation.models import Cohort, CohortMember, Dataset, Experiment, Tile, UtilityResult
+from generation.presets import ClassifierConfig
 from generation.tiles.store import read_tile, tile_relpath
 
 ARMS = ("real", "synthetic", "mixed")
@@ -81,9 +83,10 @@ def _needs_both_labels(rows: list[tuple[str, int]], what: str) -> None:
 def classifier_config(
     preset: str, steps: int | None = None, max_minutes: float | None = None
 ) -> ClassifierConfig:
-    if preset not in PRESETS:
-        raise UtilityError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    config = PRESETS[preset]
+    try:
+        config = presets.preset(preset).classifier
+    except presets.PresetError as exc:
+        raise UtilityError(str(exc)) from None
     if steps is not None:
         if steps < 1:
             raise UtilityError("--steps must be at least 1")

@@ -10,18 +10,11 @@ from pathlib import Path
 from django.conf import settings
 
 from generation.annotation.prompts import SCHEMES
-from generation.evaluation.classifier import PRESETS as CLASSIFIERS
 from generation.ldm.config import GUIDANCE, SAMPLING_STEPS, SamplingConfig
-from generation.ldm.config import PRESETS as GENERATOR_PRESETS
+from generation.presets import PRESETS
 
 TRAIN_SHARE = 0.45  # of the budget, for the generators together
 UTILITY_SHARE = 0.2  # for the classifiers together
-SIZES = {  # cohort size (tiles per half) and FID reference size per preset
-    "tiny": (8, None),
-    "cpu": (300, 1000),
-    "cpu-v1": (300, 1000),
-    "gpu": (5000, None),
-}
 
 
 class ExperimentError(ValueError):
@@ -45,9 +38,8 @@ class Options:
 
     @property
     def classifier_preset(self) -> str:
-        """The classifier preset of this generator preset (cpu-v1 is a cpu generator)."""
-
-        return self.preset if self.preset in CLASSIFIERS else "cpu"
+        """The preset whose classifier and readers measure this experiment: its own."""
+        return self.preset
 
     @property
     def train_minutes(self) -> float:
@@ -78,8 +70,8 @@ def options_for(
     budget_minutes: float | None = None,
     **overrides: object,
 ) -> Options:
-    if preset not in GENERATOR_PRESETS:
-        presets = ", ".join(GENERATOR_PRESETS)
+    if preset not in PRESETS:
+        presets = ", ".join(PRESETS)
         raise ExperimentError(f"unknown preset {preset!r}; expected one of {presets}")
     schemes = list(schemes or SCHEMES)
     unknown = [s for s in schemes if s not in SCHEMES]
@@ -87,9 +79,8 @@ def options_for(
         raise ExperimentError(
             f"--schemes {','.join(schemes)}: expected distinct names from {', '.join(SCHEMES)}"
         )
-    size, reference = SIZES[preset]
-    default = {"tiny": 3, "cpu": 60, "cpu-v1": 60}.get(preset, 600)
-    budget = budget_minutes if budget_minutes is not None else default
+    sizes = PRESETS[preset]
+    budget = budget_minutes if budget_minutes is not None else sizes.budget_minutes
     if budget <= 0:
         raise ExperimentError("--budget-minutes must be positive")
     try:  # before anything trains, by the check every sampling setting passes
@@ -99,9 +90,9 @@ def options_for(
     except ValueError as exc:
         raise ExperimentError(f"--sampling-steps/--guidance: {exc}") from exc
     values = {
-        "cohort_size": size,
-        "reference_size": reference,
-        "clusters": 3 if preset == "tiny" else 33,
+        "cohort_size": sizes.cohort_size,
+        "reference_size": sizes.reference_size,
+        "clusters": sizes.clusters,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if int(values["cohort_size"]) < 4:  # type: ignore[arg-type]

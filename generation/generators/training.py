@@ -20,10 +20,11 @@ import torch
 from django.conf import settings
 from django.db import transaction
 
+from generation import presets
 from generation.annotation.prompts import SCHEMES
 from generation.generators.registry import GeneratorError, generators_root
 from generation.ldm import sd
-from generation.ldm.config import PRESETS, SAMPLING_STEPS, GeneratorConfig
+from generation.ldm.config import SAMPLING_STEPS, GeneratorConfig
 from generation.models import Dataset, Generator, Tile, TileAnnotation
 from generation.plots import loss_curve, sample_grid, short_caption
 from generation.tiles.store import read_tile, tile_relpath
@@ -91,10 +92,8 @@ class TrainSummary:
 
 
 def config_for(preset: str, overrides: dict[str, str], base_model: str | None) -> GeneratorConfig:
-    if preset not in PRESETS:
-        raise GeneratorError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     try:
-        config = PRESETS[preset].replace(**overrides)
+        config = presets.preset(preset).generator.replace(**overrides)
         if base_model:
             sd.check_base(Path(base_model))
             # the paper's learning rate for fine-tuning, unless --set unet_lr=... says otherwise

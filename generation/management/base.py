@@ -5,7 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def add_device_argument(parser: CommandParser) -> None:
+    """--device, defaulting to HISTOSTUDY_DEVICE (auto: a CUDA GPU when torch sees one)."""
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=settings.HISTOSTUDY_DEVICE,
+        help="where networks run (default: HISTOSTUDY_DEVICE, else auto)",
+    )
 
 
 class StepCommand(BaseCommand):

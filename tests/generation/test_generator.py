@@ -13,8 +13,9 @@ from generation import generators
 from generation.cohorts import CohortRequest, Runtime, generate_cohort
 from generation.cohorts import storage as cohort_storage
 from generation.generators import train_generator
-from generation.ldm.config import PRESETS, SamplingConfig
+from generation.ldm.config import SamplingConfig
 from generation.models import Cohort, CohortMember, Generator, Tile
+from generation.presets import PRESETS
 from generation.tiles.store import read_tile
 from tests.generation.conftest import fixture_cohort, train_tiny
 
@@ -37,8 +38,8 @@ def test_tiny_preset_trains_registers_and_reloads(annotated):
     }
     assert (g.tiles_trained, g.vae_steps, g.unet_steps) == (
         64,
-        PRESETS["tiny"].vae_steps,
-        PRESETS["tiny"].unet_steps,
+        PRESETS["tiny"].generator.vae_steps,
+        PRESETS["tiny"].generator.unet_steps,
     )
     assert g.scheme == "morphology" and g.backbone == "compact" and len(g.weights_sha256) == 64
     assert len((folder / "loss.csv").read_text().splitlines()) == 1 + g.vae_steps + g.unet_steps

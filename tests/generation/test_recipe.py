@@ -10,11 +10,12 @@ import torch
 
 from generation.ldm.autoencoder import TileAutoencoder
 from generation.ldm.codec import LatentCodec
-from generation.ldm.config import CPU_V1, PRESETS, GeneratorConfig
+from generation.ldm.config import GeneratorConfig
 from generation.ldm.models import build_autoencoder, build_unet, edm_scheduler
 from generation.ldm.objectives import learning_rate
 from generation.ldm.precision import resolve_precision
 from generation.ldm.text import pooled
+from generation.presets import CPU_V1, PRESETS
 
 
 def test_residual_autoencoder_maps_tiles_to_a_quarter_side_and_back():
@@ -39,7 +40,7 @@ def test_residual_blocks_start_as_the_identity():
 
 
 def test_autoencoder_saves_and_loads_with_diffusers(tmp_path):
-    vae = build_autoencoder(PRESETS["tiny"])
+    vae = build_autoencoder(PRESETS["tiny"].generator)
     vae.save_pretrained(tmp_path / "vae")
     again = TileAutoencoder.from_pretrained(tmp_path / "vae")
     x = torch.rand(1, 3, 96, 96)
@@ -47,7 +48,7 @@ def test_autoencoder_saves_and_loads_with_diffusers(tmp_path):
 
 
 def test_codec_standardises_each_channel_and_inverts_it():
-    vae = build_autoencoder(PRESETS["tiny"]).eval()
+    vae = build_autoencoder(PRESETS["tiny"].generator).eval()
     codec = LatentCodec(vae)
     x = torch.rand(16, 3, 96, 96) * 2 - 1
     with torch.no_grad():
@@ -73,9 +74,9 @@ def test_configs_written_before_the_new_recipe_load_as_trained():
 
 def test_bad_recipe_fields_are_refused_with_their_name():
     with pytest.raises(ValueError, match="objective 'flow'"):
-        PRESETS["cpu"].replace(objective="flow")
+        PRESETS["cpu"].generator.replace(objective="flow")
     with pytest.raises(ValueError, match="vae_crop 50"):
-        PRESETS["cpu"].replace(vae_crop="50")
+        PRESETS["cpu"].generator.replace(vae_crop="50")
 
 
 def test_pooled_prompt_is_the_mean_over_attended_tokens():
@@ -85,7 +86,7 @@ def test_pooled_prompt_is_the_mean_over_attended_tokens():
 
 
 def test_the_denoiser_takes_the_pooled_prompt_beside_the_timestep():
-    unet = build_unet(PRESETS["tiny"])
+    unet = build_unet(PRESETS["tiny"].generator)
     z = torch.randn(2, 4, 24, 24)
     states = torch.randn(2, 5, 384)
     a = unet(z, 3, encoder_hidden_states=states, class_labels=torch.zeros(2, 384)).sample
@@ -104,7 +105,7 @@ def test_learning_rate_warms_up_then_follows_a_cosine_to_a_tenth():
 
 def test_edm_sampler_matches_the_training_preconditioning():
     """The sampler's x0 from a network output F must be c_skip x + c_out F as in training."""
-    sched = edm_scheduler(PRESETS["cpu"])
+    sched = edm_scheduler(PRESETS["cpu"].generator)
     sigma = torch.tensor(2.0)
     x, out = torch.randn(1, 4, 3, 3), torch.randn(1, 4, 3, 3)
     root = math.sqrt(sigma.item() ** 2 + 1.0)
@@ -131,7 +132,7 @@ def tiny_trainer(tmp_path, **overrides):
     rng = np.random.default_rng(0)
     tiles = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
     data = TrainingData(tiles, ["healthy tissue", "tumour tissue"] * 2)
-    config = PRESETS["tiny"].replace(**overrides)
+    config = PRESETS["tiny"].generator.replace(**overrides)
     return Trainer(config, data, tmp_path, log=lambda _: None, progress=False)
 
 

@@ -8,16 +8,16 @@ import torch
 
 from generation import generators
 from generation.cohorts import Runtime
-from generation.ldm.config import PRESETS
 from generation.ldm.models import build_unet
 from generation.ldm.text import trim_padding
 from generation.models import Tile
+from generation.presets import PRESETS
 from tests.generation.conftest import fixture_cohort
 
 
 def padded(lengths: list[int], tokens: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    states = torch.randn(len(lengths), tokens, PRESETS["tiny"].text_dim)
+    states = torch.randn(len(lengths), tokens, PRESETS["tiny"].generator.text_dim)
     mask = torch.zeros(len(lengths), tokens, dtype=torch.long)
     for row, n in enumerate(lengths):
         mask[row, :n] = 1
@@ -25,7 +25,7 @@ def padded(lengths: list[int], tokens: int = 64) -> tuple[torch.Tensor, torch.Te
 
 
 def test_trimmed_prompts_give_the_denoiser_the_same_output():
-    config = PRESETS["tiny"].replace(unet_attention=(True, True, True), pooled_text=False)
+    config = PRESETS["tiny"].generator.replace(unet_attention=(True, True, True), pooled_text=False)
     unet = build_unet(config).eval()
     x = torch.randn(3, 4, 24, 24)
     states, mask = padded([5, 9, 2])

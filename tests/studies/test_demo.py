@@ -121,14 +121,17 @@ def test_second_run_reuses_everything_and_prints_the_same_logins(tmp_path, demo_
 def test_no_study_opens_on_an_undertrained_generator(tmp_path, demo_tiles, monkeypatch):
     """A time cap that bought too few steps, now or in an earlier run: an error saying what
     the preset needs, and no cohort or study."""
-    from generation.ldm import config
+    import dataclasses
+
+    from generation import presets
 
     output = run_demo(tmp_path, demo_tiles)
     assert re.search(r"fidelity: FID [\d.]+ \(real-vs-real floor [\d.]+\) at 4 vs 4", output)
     Study.objects.all().delete()
     cohorts = Cohort.objects.count()
-    strict = config.PRESETS["tiny"].replace(min_unet_steps=500)
-    monkeypatch.setitem(config.PRESETS, "tiny", strict)
+    tiny = presets.PRESETS["tiny"]
+    strict = dataclasses.replace(tiny, generator=tiny.generator.replace(min_unet_steps=500))
+    monkeypatch.setitem(presets.PRESETS, "tiny", strict)
     with pytest.raises(CommandError, match=r"10 autoencoder \+ 10 denoiser steps, fewer than"):
         run_demo(tmp_path, demo_tiles)
     assert not Study.objects.exists() and Cohort.objects.count() == cohorts

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from generation.annotation import AnnotateSummary, AnnotationError, annotate_dataset
 from generation.annotation.embeddings import EMBEDDINGS
-from generation.management.base import StepCommand
+from generation.management.base import StepCommand, add_device_argument
 
 
 class Command(StepCommand):
@@ -30,7 +30,7 @@ class Command(StepCommand):
         parser.add_argument("--seed", type=int, default=0, help="K-means seed (recorded)")
         parser.add_argument("--n-init", type=int, default=10, help="K-means restarts (paper: 10)")
         parser.add_argument("--workers", type=int, help="processes (default: all cores)")
-        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        add_device_argument(parser)
 
     def run(self, options: dict, progress: bool) -> AnnotateSummary:
         if int(options["clusters"]) < 1:

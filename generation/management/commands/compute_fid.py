@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import CommandParser
 
 from generation.evaluation import FidError, FidRequest, FidSummary, compute_fid
-from generation.management.base import StepCommand
+from generation.management.base import StepCommand, add_device_argument
 
 
 class Command(StepCommand):
@@ -32,7 +32,7 @@ class Command(StepCommand):
         parser.add_argument("--kid-subsets", type=int, default=100)
         parser.add_argument("--kid-subset-size", type=int, default=1000)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        add_device_argument(parser)
 
     def run(self, options: dict, progress: bool) -> FidSummary:
         request = FidRequest(

@@ -12,10 +12,10 @@ from generation.evaluation import (
     summary_dict,
     summary_lines,
 )
-from generation.evaluation.classifier import PRESETS as CLASSIFIER_PRESETS
 from generation.ldm.config import GUIDANCE, SAMPLING_STEPS, SamplingConfig
-from generation.management.base import StepCommand
+from generation.management.base import StepCommand, add_device_argument
 from generation.models import FidelityEvaluation
+from generation.presets import PRESETS
 
 
 class Command(StepCommand):
@@ -37,9 +37,7 @@ class Command(StepCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--steps", type=int, default=SAMPLING_STEPS, help="sampling steps")
         parser.add_argument("--guidance", type=float, default=GUIDANCE)
-        parser.add_argument(
-            "--classifier-preset", choices=sorted(CLASSIFIER_PRESETS), default="cpu"
-        )
+        parser.add_argument("--classifier-preset", choices=sorted(PRESETS), default="cpu")
         parser.add_argument("--reader-folds", type=int, default=4)
         parser.add_argument(
             "--skip",
@@ -48,7 +46,7 @@ class Command(StepCommand):
             help=f"leave out some of {', '.join(MEASURES)} (FID and the autoencoder's "
             "ceiling are always measured)",
         )
-        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        add_device_argument(parser)
 
     def run(self, options: dict, progress: bool) -> FidelityEvaluation:
         skipped = {m.strip() for m in str(options["skip"]).split(",") if m.strip()}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError, CommandParser
 
-from generation.evaluation.classifier import PRESETS
 from generation.evaluation.utility import (
     ARMS,
     UtilityError,
@@ -12,8 +11,9 @@ from generation.evaluation.utility import (
     evaluate_utility,
     result_lines,
 )
-from generation.management.base import StepCommand
+from generation.management.base import StepCommand, add_device_argument
 from generation.models import UtilityResult
+from generation.presets import PRESETS
 
 JSON_FIELDS = (
     "arm",
@@ -61,7 +61,7 @@ class Command(StepCommand):
         parser.add_argument("--max-minutes", type=float, help="time limit per seed")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--seeds", type=int, default=1, help="run this many seeds from --seed")
-        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        add_device_argument(parser)
 
     def run(self, options: dict, progress: bool) -> list[UtilityResult]:
         if int(options["seeds"]) < 1:

@@ -7,7 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 from generation.cohorts import CohortRequest, CohortSummary, Runtime, generate_cohort
 from generation.generators import GeneratorError
 from generation.ldm.config import SAMPLING, SCHEDULERS
-from generation.management.base import StepCommand
+from generation.management.base import StepCommand, add_device_argument
 
 
 class Command(StepCommand):
@@ -38,7 +38,7 @@ class Command(StepCommand):
         parser.add_argument("--guidance", type=float, help="guidance scale (overrides --sampling)")
         parser.add_argument("--scheduler", choices=SCHEDULERS, help="solver (overrides --sampling)")
         parser.add_argument("--batch-size", type=int, default=64)
-        parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+        add_device_argument(parser)
         parser.add_argument(
             "--precision",
             choices=["fp32", "bf16"],

@@ -7,7 +7,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generation.experiment import ExperimentError, options_for, run_experiment
-from generation.ldm.config import PRESETS, SAMPLING_STEPS
+from generation.ldm.config import SAMPLING_STEPS
+from generation.presets import PRESETS
 
 
 class Command(BaseCommand):

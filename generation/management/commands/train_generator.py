@@ -6,8 +6,8 @@ from django.core.management.base import CommandError, CommandParser
 
 from generation.annotation.prompts import SCHEMES
 from generation.generators import GeneratorError, TrainSummary, train_generator
-from generation.ldm.config import PRESETS
 from generation.management.base import StepCommand
+from generation.presets import PRESETS
 
 
 class Command(StepCommand):

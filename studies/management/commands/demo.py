@@ -8,7 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generation.annotation import SCHEMES
-from generation.ldm.config import PRESETS, SAMPLING_STEPS, SamplingConfig
+from generation.ldm.config import SAMPLING_STEPS, SamplingConfig
+from generation.presets import PRESETS
 from studies.demo import DEMO_STEPS, DemoError, DemoOptions, run_demo
 
 
