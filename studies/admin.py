@@ -68,6 +68,7 @@ class StudyAdmin(admin.ModelAdmin):
             },
         ),
         ("Presentation", {"fields": ["response_scale", "magnification", "jpeg_quality"]}),
+        ("Analysis plan", {"fields": [("equivalence_margin", "equivalence_alpha")]}),
         ("Readers", {"fields": ["readers", "reader_group"]}),
         ("Dates", {"fields": ["created_at", "opened_at", "closed_at"]}),
     ]

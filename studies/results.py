@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from histostudy import mrmc
 from histostudy import statistics as st
 from studies.models import Response, Study
 
@@ -53,6 +54,86 @@ class Pooled:
 
 
 @dataclass
+class Inference:
+    """What the study says about readers and synthetic tiles in general: readers and cases
+    both random (histostudy.mrmc, Obuchowski-Rockette with Hillis df, jackknife), positive =
+    synthetic, and the equivalence verdict planned before the study opened."""
+
+    readers: int = 0
+    cases: int = 0
+    auc: mrmc.Estimate | None = None  # from the call x confidence score (1-10)
+    sensitivity: mrmc.Estimate | None = None
+    specificity: mrmc.Estimate | None = None
+    equivalence: mrmc.Equivalence | None = None
+    components: mrmc.Components | None = None
+    problem: str = ""  # why there is no analysis yet
+
+    @property
+    def rows(self) -> list[tuple[str, mrmc.Estimate]]:
+        """(name, estimate) for the dashboard's table: AUC, sensitivity, specificity."""
+        named = (("AUC (call x confidence)", self.auc), ("sensitivity", self.sensitivity),
+                 ("specificity", self.specificity))  # fmt: skip
+        return [(name, e) for name, e in named if e is not None]
+
+    @property
+    def sentence(self) -> str:
+        if self.auc is None or self.equivalence is None:
+            return f"No study-level analysis: {self.problem}"
+        a, e = self.auc, self.equivalence
+        verdict = "yes" if e.equivalent else "no"
+        return (
+            f"Readers' AUC for telling synthetic from real {a.estimate:.2f} (95% CI "
+            f"{a.ci_low:.2f}-{a.ci_high:.2f}, readers and cases random: {self.readers} readers, "
+            f"{self.cases} cases). Indistinguishable within {e.margin:.2f} of chance: {verdict} "
+            f"(two one-sided tests, p = {e.p:.3f}; {1 - 2 * e.alpha:.0%} CI "
+            f"{e.ci_low:.2f}-{e.ci_high:.2f})."
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "readers": self.readers,
+            "cases": self.cases,
+            "method": "Obuchowski-Rockette, Hillis df, jackknife covariances",
+            **{k: asdict(v) if v is not None else None
+               for k, v in (("auc", self.auc), ("sensitivity", self.sensitivity),
+                            ("specificity", self.specificity),
+                            ("equivalence", self.equivalence),
+                            ("components", self.components))},
+            "sentence": self.sentence,
+        }  # fmt: skip
+
+
+def inference(rows: list[Row], margin: float, alpha: float) -> Inference:
+    """The MRMC analysis of a study's scored answers; a study too small for one (fewer than two
+    readers, a reader without both kinds of tile) says why instead."""
+    if not rows:
+        return Inference(problem="no scored answers yet")
+    readers = sorted({r.reader for r in rows})
+    cases = sorted({r.case for r in rows})
+    where_r = {name: j for j, name in enumerate(readers)}
+    where_c = {case: k for k, case in enumerate(cases)}
+    scores = np.full((1, len(readers), len(cases)), np.nan)
+    calls = scores.copy()
+    truth = np.zeros(len(cases), int)
+    for r in rows:
+        j, k = where_r[r.reader], where_c[r.case]
+        scores[0, j, k] = st.ordinal_score(r.call, r.confidence)
+        calls[0, j, k] = float(r.call == st.POSITIVE)
+        truth[k] = int(r.truth == st.POSITIVE)
+    names = ("synthetic vs real",), tuple(readers), tuple(map(str, cases))
+    try:
+        auc = mrmc.analyse(mrmc.Design(scores, truth, *names), "auc")
+        binary = mrmc.Design(calls, truth, *names)
+        sensitivity = mrmc.analyse(binary, "sensitivity").modalities[0]
+        specificity = mrmc.analyse(binary, "specificity").modalities[0]
+    except mrmc.MrmcError as exc:
+        return Inference(len(readers), len(cases), problem=str(exc))
+    verdict = mrmc.equivalence(auc.modalities[0], 0.5, margin, alpha)
+    return Inference(len(readers), len(cases), auc.modalities[0], sensitivity, specificity,
+                     verdict, auc.components)  # fmt: skip
+
+
+@dataclass
 class StudyResults:
     study: Study
     method: str
@@ -64,6 +145,7 @@ class StudyResults:
     cohen_kappas: dict[tuple[str, str], float]
     fool_rates: dict[int, float]
     breakdowns: dict[str, dict[str, Pooled]] = field(default_factory=dict)
+    inference: Inference = field(default_factory=Inference)
 
     @property
     def cohen_summary(self) -> st.Headline:
@@ -90,6 +172,7 @@ class StudyResults:
             "n_answers": len(self.rows),
             "headline": {k: vars(v) for k, v in self.headline.items()},
             "sentence": self.sentence,
+            "mrmc": self.inference.as_dict(),
             "readers": [{"reader": r.reader, **r.summary.as_dict()} for r in self.readers],
             "agreement": {
                 "fleiss_kappa": self.fleiss_kappa,
@@ -203,6 +286,7 @@ def study_results(study: Study, method: str = "wilson") -> StudyResults:
         st.fool_rates([r.case for r in rows], [r.truth for r in rows], [r.call for r in rows]),
     )  # fmt: skip
     results.breakdowns = breakdowns(rows, method)
+    results.inference = inference(rows, study.equivalence_margin, study.equivalence_alpha)
     return results
 
 

@@ -81,6 +81,8 @@ class Study(models.Model):
         "magnification",
         "jpeg_quality",
         "seed",
+        "equivalence_margin",
+        "equivalence_alpha",
     )
     # Text readers have read: frozen once the first response exists.
     READ_FIELDS = ("title", "instructions")
@@ -113,6 +115,18 @@ class Study(models.Model):
         help_text="JPEG round-trip applied to real and synthetic alike (PCam: 75)",
     )
     seed = models.BigIntegerField(default=new_seed)
+    # the analysis plan, fixed before the study opens: "indistinguishable" means the readers'
+    # AUC lies within this margin of 0.5 by two one-sided tests at this alpha
+    equivalence_margin = models.FloatField(
+        default=0.10,
+        validators=[MinValueValidator(0.01), MaxValueValidator(0.5)],
+        help_text="the readers' AUC within this of 0.5 counts as indistinguishable (TOST)",
+    )
+    equivalence_alpha = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.001), MaxValueValidator(0.25)],
+        help_text="significance level of each one-sided test",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     readers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="reader_studies"

@@ -28,6 +28,8 @@ def add_form(cohort, **changes) -> dict:
         "response_scale": "call+confidence",
         "magnification": 4,
         "jpeg_quality": 75,
+        "equivalence_margin": 0.1,
+        "equivalence_alpha": 0.05,
         "assignments-TOTAL_FORMS": 0,
         "assignments-INITIAL_FORMS": 0,
         "assignments-MIN_NUM_FORMS": 0,

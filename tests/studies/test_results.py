@@ -116,3 +116,34 @@ def test_dashboard_of_20_readers_x_200_answers_takes_a_bounded_number_of_queries
 def test_empty_study_dashboard(study_with_two_readers, admin_client):
     page = admin_client.get(reverse("dashboards:study", args=[study_with_two_readers.pk]))
     assert page.status_code == 200 and b"No scored answers yet." in page.content
+
+
+def test_the_study_level_answer_carries_readers_and_cases(answered_study, admin_client):
+    """The MRMC reader average equals the mean of the readers' own AUCs; its interval and the
+    equivalence verdict follow the plan fixed in the study."""
+    results = study_results(answered_study)
+    inference = results.inference
+    own = [r.summary.auc.value for r in results.readers]
+    assert inference.auc.estimate == pytest.approx(sum(own) / len(own))
+    assert own[0] == 1.0 and 0.3 < own[1] < 0.5  # alice perfect; bob's confidence is noise
+    assert (inference.readers, inference.cases) == (2, 12)
+    assert inference.sensitivity.estimate == pytest.approx(0.5)  # alice 1, bob 0
+    assert inference.specificity.estimate == pytest.approx(1.0)
+    assert inference.auc.ci_low < inference.auc.estimate < inference.auc.ci_high
+    # a perfect reader and a fooled one: wide, and nowhere near "indistinguishable within 0.10"
+    assert inference.equivalence.margin == 0.10 and not inference.equivalence.equivalent
+    assert {"equivalence_margin", "equivalence_alpha"} <= set(answered_study.locked_fields())
+    assert "Indistinguishable within 0.10 of chance: no" in inference.sentence
+    html = admin_client.get(reverse("dashboards:study", args=[answered_study.pk])).content.decode()
+    assert inference.sentence.replace("'", "&#x27;") in html and 'id="mrmc"' in html
+    data = admin_client.get(reverse("dashboards:statistics-json", args=[answered_study.pk])).json()
+    assert data["mrmc"]["auc"]["estimate"] == pytest.approx(inference.auc.estimate)
+    assert data["mrmc"]["equivalence"]["equivalent"] is False
+
+
+def test_a_study_with_one_reader_says_why_it_has_no_study_level_answer(cohort, alice):
+    study = open_study(cohort, [alice], cases=12)
+    answer(study, alice, perfect)
+    inference = study_results(study).inference
+    assert inference.auc is None
+    assert "at least two readers, got 1" in inference.sentence
