@@ -117,24 +117,41 @@ class Auc:
 
 
 def _placements(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DeLong's structural components: V10 per positive, V01 per negative (ties count 1/2)."""
-    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])  # (m, n)
-    return psi.mean(axis=1), psi.mean(axis=0)
+    """DeLong's structural components: V10 per positive, V01 per negative (ties count 1/2),
+    from midranks (Sun and Xu 2014) in O((m + n) log(m + n)) time and linear memory: a
+    positive's midrank in both samples less its midrank among positives counts the negatives
+    below it (ties one half)."""
+    m, n = len(pos), len(neg)
+    both = stats.rankdata(np.concatenate([pos, neg]))
+    v10 = (both[:m] - stats.rankdata(pos)) / n
+    v01 = 1.0 - (both[m:] - stats.rankdata(neg)) / m
+    return v10, v01
 
 
 def auc_delong(positive: Sequence[float], negative: Sequence[float], confidence: float = 0.95
                ) -> Auc:  # fmt: skip
-    """Empirical ROC AUC (Mann-Whitney) with DeLong's standard error and a logit-free
-    normal interval clipped to [0, 1]. nan when either class is empty."""
+    """Empirical ROC AUC (Mann-Whitney) with DeLong's standard error and a normal interval
+    clipped to [0, 1]. The AUC is nan when a class is empty; the standard error and interval
+    are nan with one case in a class (DeLong's variance needs two of each).
+
+    At an AUC of exactly 0 or 1 DeLong's variance is 0, and a zero-width interval would claim
+    certainty. There the interval is instead the exact (Clopper-Pearson) interval of
+    min(m, n) successes (AUC 1) or failures (AUC 0) in min(m, n) trials: the smaller class,
+    every one of whose cases is ranked right (or wrong) against the whole other class."""
     pos, neg = np.asarray(positive, float), np.asarray(negative, float)
     m, n = len(pos), len(neg)
+    nan = float("nan")
     if m == 0 or n == 0:
-        return Auc(float("nan"), float("nan"), float("nan"), float("nan"), m, n)
+        return Auc(nan, nan, nan, nan, m, n)
     v10, v01 = _placements(pos, neg)
     auc = float(v10.mean())
-    s10 = v10.var(ddof=1) if m > 1 else 0.0
-    s01 = v01.var(ddof=1) if n > 1 else 0.0
-    se = float(np.sqrt(s10 / m + s01 / n))
+    if m < 2 or n < 2:
+        return Auc(auc, nan, nan, nan, m, n)
+    se = float(np.sqrt(v10.var(ddof=1) / m + v01.var(ddof=1) / n))
+    if auc in (0.0, 1.0):
+        k = min(m, n)
+        low, high = clopper_pearson_interval(int(auc) * k, k, confidence)
+        return Auc(auc, se, low, high, m, n)
     z = stats.norm.ppf(0.5 + confidence / 2)
     return Auc(auc, se, float(max(0.0, auc - z * se)), float(min(1.0, auc + z * se)), m, n)
 

@@ -69,7 +69,8 @@ def export_imrmc(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     study = _study(pk)
     response = StreamingHttpResponse((line + "\n" for line in imrmc_lines(study)),
                                      content_type="text/csv")  # fmt: skip
-    response["Content-Disposition"] = f'attachment; filename="{study.name}-imrmc.csv"'
+    # iMRMC's command line and RJafroc take list-mode files by their .imrmc extension
+    response["Content-Disposition"] = f'attachment; filename="{study.name}.imrmc"'
     return response
 
 

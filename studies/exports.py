@@ -37,7 +37,10 @@ def response_rows(study: Study) -> Iterator[list]:
 
 def imrmc_lines(study: Study) -> Iterator[str]:
     """iMRMC list mode: a free-text header, BEGIN DATA:, truth rows (-1, case, 0, 0|1), then
-    (reader, case, modality, score) with the 10-level score; positive = synthetic."""
+    (reader, case, modality, score) with the 10-level score; positive = synthetic.
+
+    iMRMC looks for its keys (NR:, N0:, N1:, NM:) anywhere in a header line, so the title
+    line holds no colon: a study named e.g. pilot-run1 followed by one would read as N1."""
     scored = Response.objects.filter(case__study=study, trial__practice=False)
     rows = list(
         scored.order_by("reader__username", "case_id").values_list(
@@ -46,7 +49,7 @@ def imrmc_lines(study: Study) -> Iterator[str]:
     )
     truth = {case: kind == st.POSITIVE for _, case, kind, _, _ in rows}
     readers = sorted({r[0] for r in rows})
-    yield f"HistoStudy reader study {study.name}: score 1-10, higher = more sure synthetic"
+    yield f"HistoStudy reader study {study.name} (score 1-10, higher = more sure synthetic)"
     yield f"NR: {len(readers)}"
     yield f"N0: {sum(not t for t in truth.values())}"
     yield f"N1: {sum(truth.values())}"

@@ -70,6 +70,46 @@ def test_van_dyke_jackknife_matches_or_dbm_mrmc_to_the_printed_digits(vandyke):
     assert d.name == "1 - 2"
 
 
+# MRMCaov's printed analyses of the same data with its other covariance estimators (Smith,
+# Hillis and Pesce, the JSS article's source docs/jss/MRMCaov.tex in brian-j-smith/MRMCaov):
+# var_R, var_TR, Var, Cov1, Cov2, Cov3; F, df2, p; the difference's SE and CI; per modality
+# SE and df
+MRMCAOV = {
+    "delong": (
+        (0.0015364254, 0.0002045840, 0.0007921325, 0.0003420090, 0.0003395265, 0.0002358497),
+        (4.484854, 15.06611, 0.05123303),
+        (0.0206825, -0.0878671960, 0.0002665519),
+        ((0.03307642, 12.59597), (0.02150464, 12.56530)),
+    ),
+    "unbiased": (
+        (0.0015365290, 0.0002077588, 0.0007883925, 0.0003416706, 0.0003390650, 0.0002356148),
+        (4.489614, 15.03418, 0.0511618),
+        (0.02067154, -0.0878519409, 0.0002512968),
+        ((0.0330712, 12.58802), (0.0214912, 12.53391)),
+    ),
+}
+
+
+def same_digits(value: float, printed: float) -> bool:
+    """value rounds to `printed` at the number of significant digits printed (7, as R)."""
+    digits = len(f"{abs(printed):.10g}".replace(".", "").lstrip("0"))
+    return float(f"{value:.{digits}g}") == printed
+
+
+@pytest.mark.parametrize("method", ["delong", "unbiased"])
+def test_van_dyke_delong_and_unbiased_match_mrmcaov_to_the_printed_digits(vandyke, method):
+    components, test, difference, modalities = MRMCAOV[method]
+    result = analyse(vandyke, "auc", method)
+    c = result.components
+    ours = (c.var_r, c.var_tr, c.var_e, c.cov1, c.cov2, c.cov3)
+    assert all(map(same_digits, ours, components)), (ours, components)
+    assert all(map(same_digits, (result.f, result.df2, result.p), test))
+    (d,) = result.differences
+    assert all(map(same_digits, (d.se, d.ci_low, d.ci_high), difference))
+    for m, (se, df) in zip(result.modalities, modalities, strict=True):
+        assert same_digits(m.se, se) and same_digits(m.df, df)
+
+
 def test_delong_covariance_of_one_reader_is_delongs_variance(vandyke):
     cov = covariance_matrix(vandyke, "auc", "delong")
     for j in range(5):

@@ -100,6 +100,45 @@ def test_auc_without_one_class_is_nan():
     assert np.isnan(auc_delong([1, 2], []).value)
 
 
+def test_placements_from_ranks_equal_the_pairwise_kernel():
+    from histostudy.statistics import _placements
+
+    rng = np.random.default_rng(4)
+    pos, neg = rng.integers(1, 6, 37).astype(float), rng.integers(1, 5, 23).astype(float)
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = _placements(pos, neg)
+    np.testing.assert_allclose(v10, psi.mean(1), atol=1e-12)
+    np.testing.assert_allclose(v01, psi.mean(0), atol=1e-12)
+
+
+def test_delong_memory_grows_with_the_cases_not_their_pairs():
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    pos, neg = rng.normal(1, 1, 8192), rng.normal(0, 1, 8192)
+    tracemalloc.start()
+    result = auc_delong(pos, neg)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 * 2**20  # an (m, n) kernel of floats would take 512 MiB
+    assert result.value == pytest.approx(roc_auc_score(np.r_[np.ones(8192), np.zeros(8192)],
+                                                       np.r_[pos, neg]))  # fmt: skip
+
+
+def test_one_case_in_a_class_has_no_delong_variance():
+    one = auc_delong([3.0], [1.0, 2.0, 4.0])
+    assert one.value == pytest.approx(2 / 3) and np.isnan(one.se) and np.isnan(one.low)
+    assert np.isnan(auc_delong([3.0, 5.0], [1.0]).high)
+
+
+def test_a_perfect_auc_gets_an_exact_interval_not_a_zero_width_one():
+    perfect = auc_delong([5, 6, 7, 8], [1, 2, 3, 4, 4, 2])
+    assert (perfect.value, perfect.se, perfect.high) == (1.0, 0.0, 1.0)
+    assert perfect.low == pytest.approx(0.025 ** (1 / 4))  # Clopper-Pearson, 4 of 4
+    inverted = auc_delong([1, 2, 3, 4, 4, 2], [5, 6, 7, 8])
+    assert inverted.low == 0.0 and inverted.high == pytest.approx(1 - 0.025 ** (1 / 4))
+
+
 def test_roc_points_run_from_origin_to_corner():
     points = roc_points([3, 4, 5], [1, 2, 3])
     assert points[0] == (0.0, 0.0) and points[-1] == (1.0, 1.0)

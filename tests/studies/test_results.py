@@ -147,3 +147,20 @@ def test_a_study_with_one_reader_says_why_it_has_no_study_level_answer(cohort, a
     inference = study_results(study).inference
     assert inference.auc is None
     assert "at least two readers, got 1" in inference.sentence
+
+
+def test_the_imrmc_header_reads_right_whatever_the_study_is_called(answered_study, admin_client):
+    """iMRMC takes NR:/N0:/N1:/NM: from anywhere in a header line (case aside): a name ending
+    in n1 followed by a colon would be read as N1. Each key must appear once, on its line."""
+    import re
+
+    answered_study.name = "pilot-run1"
+    answered_study.save(update_fields=["name"])
+    response = admin_client.get(reverse("dashboards:imrmc-csv", args=[answered_study.pk]))
+    assert 'filename="pilot-run1.imrmc"' in response["Content-Disposition"]
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    header = lines[: lines.index("BEGIN DATA:")]
+    found = [(n, key.upper()) for n, line in enumerate(header)
+             for key in re.findall(r"(?i)(nr|n0|n1|nm)\s*:", line)]  # fmt: skip
+    assert found == [(1, "NR"), (2, "N0"), (3, "N1"), (4, "NM")]
+    assert "pilot-run1" in header[0]
