@@ -287,3 +287,35 @@ def fool_rates(case_ids: Sequence[int], truth: Sequence[str], calls: Sequence[st
         if t == POSITIVE:
             fooled.setdefault(int(case), []).append(c == NEGATIVE)
     return {case: float(np.mean(v)) for case, v in fooled.items()}
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Change in accuracy from the first to the last trial of a session, averaged over readers:
+    each reader's least-squares slope of correct (0/1) on position (0 = first trial, 1 = last),
+    then a t test and interval across readers, so readers are a random sample."""
+
+    slope: float  # mean over readers; +0.10 = ten points more accurate at the end than the start
+    low: float
+    high: float
+    p: float
+    readers: int
+
+
+def learning_trend(sessions: Sequence[tuple[Sequence[float], Sequence[bool]]],
+                   confidence: float = 0.95) -> Trend | None:  # fmt: skip
+    """sessions: per reader (position in [0, 1], answer correct). None with fewer than two
+    readers who answered at two positions or more."""
+    slopes = []
+    for positions, correct in sessions:
+        x, y = np.asarray(positions, float), np.asarray(correct, float)
+        if len(x) >= 2 and np.ptp(x) > 0:
+            slopes.append(float(np.polyfit(x, y, 1)[0]))
+    if len(slopes) < 2:
+        return None
+    mean = float(np.mean(slopes))
+    se = float(np.std(slopes, ddof=1) / np.sqrt(len(slopes)))
+    df = len(slopes) - 1
+    q = float(stats.t.ppf(0.5 + confidence / 2, df))
+    p = float(2 * stats.t.sf(abs(mean) / se, df)) if se > 0 else float(mean == 0)
+    return Trend(mean, mean - q * se, mean + q * se, p, len(slopes))

@@ -45,12 +45,33 @@ class ReaderResult:
 
 @dataclass
 class Pooled:
-    """Sensitivity, specificity and accuracy over all answers in a group."""
+    """Sensitivity, specificity and accuracy of a group of answers: the reader averages with
+    MRMC intervals (readers and cases random) where the group allows an analysis, and the
+    pooled counts with intervals that treat every answer as independent (too narrow: they
+    ignore that the same readers and cases recur)."""
 
     n: int
     sensitivity: st.Proportion
     specificity: st.Proportion
     accuracy: st.Proportion
+    mrmc: dict[str, mrmc.Estimate] = field(default_factory=dict)
+    problem: str = ""  # why there is no MRMC analysis of the group
+
+    def shown(self, name: str) -> st.Proportion | mrmc.Estimate:
+        """The MRMC estimate where there is one, else the pooled proportion."""
+        return self.mrmc.get(name) or getattr(self, name)
+
+    @property
+    def shown_sensitivity(self) -> st.Proportion | mrmc.Estimate:
+        return self.shown("sensitivity")
+
+    @property
+    def shown_specificity(self) -> st.Proportion | mrmc.Estimate:
+        return self.shown("specificity")
+
+    @property
+    def shown_accuracy(self) -> st.Proportion | mrmc.Estimate:
+        return self.shown("accuracy")
 
 
 @dataclass
@@ -108,6 +129,21 @@ def inference(rows: list[Row], margin: float, alpha: float) -> Inference:
     readers, a reader without both kinds of tile) says why instead."""
     if not rows:
         return Inference(problem="no scored answers yet")
+    scores, calls = designs(rows)
+    try:
+        auc = mrmc.analyse(scores, "auc")
+        sensitivity = mrmc.analyse(calls, "sensitivity").modalities[0]
+        specificity = mrmc.analyse(calls, "specificity").modalities[0]
+    except mrmc.MrmcError as exc:
+        return Inference(len(scores.readers), len(scores.cases), problem=str(exc))
+    verdict = mrmc.equivalence(auc.modalities[0], 0.5, margin, alpha)
+    return Inference(len(scores.readers), len(scores.cases), auc.modalities[0], sensitivity,
+                     specificity, verdict, auc.components)  # fmt: skip
+
+
+def designs(rows: list[Row]) -> tuple[mrmc.Design, mrmc.Design]:
+    """The answers as two one-modality MRMC designs (readers x cases, NaN where a reader did
+    not read a case): the 10-level scores, and the calls (1 = synthetic)."""
     readers = sorted({r.reader for r in rows})
     cases = sorted({r.case for r in rows})
     where_r = {name: j for j, name in enumerate(readers)}
@@ -121,16 +157,7 @@ def inference(rows: list[Row], margin: float, alpha: float) -> Inference:
         calls[0, j, k] = float(r.call == st.POSITIVE)
         truth[k] = int(r.truth == st.POSITIVE)
     names = ("synthetic vs real",), tuple(readers), tuple(map(str, cases))
-    try:
-        auc = mrmc.analyse(mrmc.Design(scores, truth, *names), "auc")
-        binary = mrmc.Design(calls, truth, *names)
-        sensitivity = mrmc.analyse(binary, "sensitivity").modalities[0]
-        specificity = mrmc.analyse(binary, "specificity").modalities[0]
-    except mrmc.MrmcError as exc:
-        return Inference(len(readers), len(cases), problem=str(exc))
-    verdict = mrmc.equivalence(auc.modalities[0], 0.5, margin, alpha)
-    return Inference(len(readers), len(cases), auc.modalities[0], sensitivity, specificity,
-                     verdict, auc.components)  # fmt: skip
+    return mrmc.Design(scores, truth, *names), mrmc.Design(calls, truth, *names)
 
 
 @dataclass
@@ -146,6 +173,7 @@ class StudyResults:
     fool_rates: dict[int, float]
     breakdowns: dict[str, dict[str, Pooled]] = field(default_factory=dict)
     inference: Inference = field(default_factory=Inference)
+    learning: st.Trend | None = None  # accuracy from the first to the last trial
 
     @property
     def cohen_summary(self) -> st.Headline:
@@ -173,6 +201,7 @@ class StudyResults:
             "headline": {k: vars(v) for k, v in self.headline.items()},
             "sentence": self.sentence,
             "mrmc": self.inference.as_dict(),
+            "learning_trend": asdict(self.learning) if self.learning else None,
             "readers": [{"reader": r.reader, **r.summary.as_dict()} for r in self.readers],
             "agreement": {
                 "fleiss_kappa": self.fleiss_kappa,
@@ -184,11 +213,13 @@ class StudyResults:
             "fool_rates": {str(k): v for k, v in self.fool_rates.items()},
             "breakdowns": {
                 name: {
-                    group: vars(p)
-                    | {
+                    group: {
+                        "n": p.n,
                         "sensitivity": p.sensitivity.as_dict(),
                         "specificity": p.specificity.as_dict(),
                         "accuracy": p.accuracy.as_dict(),
+                        "mrmc": {k: asdict(v) for k, v in p.mrmc.items()},
+                        "mrmc_problem": p.problem,
                     }
                     for group, p in groups.items()
                 }
@@ -231,12 +262,22 @@ def fetch_rows(study: Study) -> list[Row]:
 
 def pooled(rows: list[Row], method: str) -> Pooled:
     c = st.confusion([r.truth for r in rows], [r.call for r in rows])
-    return Pooled(
+    group = Pooled(
         c.n,
         st.proportion(c.tp, c.tp + c.fn, method),
         st.proportion(c.tn, c.tn + c.fp, method),
         st.proportion(c.tp + c.tn, c.n, method),
     )
+    if not rows:
+        group.problem = "no answers"
+        return group
+    calls = designs(rows)[1]
+    for name in ("sensitivity", "specificity", "accuracy"):
+        try:
+            group.mrmc[name] = mrmc.analyse(calls, name).modalities[0]
+        except mrmc.MrmcError as exc:
+            group.problem = str(exc)
+    return group
 
 
 def _agreement(rows: list[Row]) -> tuple[float | None, int, dict[tuple[str, str], float]]:
@@ -287,6 +328,10 @@ def study_results(study: Study, method: str = "wilson") -> StudyResults:
     )  # fmt: skip
     results.breakdowns = breakdowns(rows, method)
     results.inference = inference(rows, study.equivalence_margin, study.equivalence_alpha)
+    results.learning = st.learning_trend([
+        ([r.position / max(r.n_trials - 1, 1) for r in mine], [r.call == r.truth for r in mine])
+        for mine in by_reader.values()
+    ])  # fmt: skip
     return results
 
 

@@ -195,3 +195,24 @@ def test_reader_summary_and_fool_rate():
         ["real", "synthetic", "real", "real", "real"],
     )
     assert rates == {1: 0.5, 3: 1.0}
+
+
+def test_learning_trend_averages_each_readers_slope_and_tests_across_readers():
+    from scipy.stats import linregress, ttest_1samp
+
+    from histostudy.statistics import learning_trend
+
+    rng = np.random.default_rng(6)
+    sessions, slopes = [], []
+    for _ in range(8):
+        x = np.linspace(0, 1, 200)
+        correct = rng.random(200) < 0.5 + 0.4 * x  # 50% at the start, 90% at the end
+        sessions.append((x, correct))
+        slopes.append(linregress(x, correct.astype(float)).slope)
+    trend = learning_trend(sessions)
+    assert trend.readers == 8 and trend.slope == pytest.approx(np.mean(slopes))
+    assert trend.p == pytest.approx(ttest_1samp(slopes, 0).pvalue)
+    assert trend.low < 0.4 < trend.high and trend.p < 0.001
+    flat = learning_trend([(np.linspace(0, 1, 200), rng.random(200) < 0.7) for _ in range(8)])
+    assert flat.low < 0 < flat.high
+    assert learning_trend(sessions[:1]) is None

@@ -8,7 +8,7 @@ merit across cases), and several modalities get the F test of equal means and in
 their differences.
 
 - Figures of merit per modality x reader: the empirical AUC (ties count one half), or the
-  sensitivity or specificity of binary calls.
+  sensitivity, specificity or accuracy of binary calls.
 - Their case-sampling covariance matrix, by the jackknife over cases (the default, as OR-DBM
   MRMC and RJafroc), DeLong's structural components, or the unbiased U-statistic estimator
   (Gallas, Pennello and Myers 2007).
@@ -19,8 +19,8 @@ Readers need not read every case: a reading left out is NaN, each figure of meri
 its reader read, and every covariance uses the cases both figures share.
 
 Conventions: `ratings` is (modalities, readers, cases), higher = more confident the case is
-positive; `truth` is (cases,) with 1 = positive. For sensitivity and specificity a rating is a
-call, 1 = positive and 0 = negative.
+positive; `truth` is (cases,) with 1 = positive. For sensitivity, specificity and accuracy a
+rating is a call, 1 = positive and 0 = negative.
 """
 
 from histostudy.mrmc.analysis import Analysis, Components, Estimate, analyse

@@ -44,6 +44,18 @@ class Estimate:
     t: float | None = None  # differences: the t statistic and its two-sided p-value
     p: float | None = None
 
+    @property
+    def value(self) -> float:  # the names a Proportion uses, for templates showing either
+        return self.estimate
+
+    @property
+    def low(self) -> float:
+        return self.ci_low
+
+    @property
+    def high(self) -> float:
+        return self.ci_high
+
 
 @dataclass(frozen=True)
 class Analysis:

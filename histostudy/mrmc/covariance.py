@@ -25,7 +25,7 @@ class _Cell:
     neg: np.ndarray
     fom: float
     kernel: np.ndarray | None  # AUC: (pos, neg) kernel
-    counted: np.ndarray | None = None  # sensitivity / specificity: the cases counted
+    counted: np.ndarray | None = None  # sensitivity, specificity, accuracy: the cases counted
     values: np.ndarray | None = None  # and the 0/1 outcome of each
 
 
@@ -41,11 +41,11 @@ def _cell(ratings: np.ndarray, truth: np.ndarray, metric: str, where: str) -> _C
     calls = ratings[read]
     if not np.isin(calls, (0, 1)).all():
         raise MrmcError(f"{where}: {metric} needs calls of 0 or 1 as ratings")
-    counted = pos if metric == "sensitivity" else neg
+    counted = {"sensitivity": pos, "specificity": neg, "accuracy": np.flatnonzero(read)}[metric]
     if not len(counted):
-        kind = "positive" if metric == "sensitivity" else "negative"
-        raise MrmcError(f"{where}: {metric} needs {kind} cases read")
-    values = ratings[counted] if metric == "sensitivity" else 1 - ratings[counted]
+        kind = {"sensitivity": "positive ", "specificity": "negative "}.get(metric, "")
+        raise MrmcError(f"{where}: {metric} needs {kind}cases read")
+    values = (ratings[counted] == truth[counted]).astype(float)  # the call was right
     return _Cell(pos, neg, float(values.mean()), None, counted, values)
 
 

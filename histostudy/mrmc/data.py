@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-METRICS = ("auc", "sensitivity", "specificity")
+METRICS = ("auc", "sensitivity", "specificity", "accuracy")
 COVARIANCES = ("jackknife", "delong", "unbiased")
 
 

@@ -141,12 +141,30 @@ def test_the_study_level_answer_carries_readers_and_cases(answered_study, admin_
     assert data["mrmc"]["equivalence"]["equivalent"] is False
 
 
+def test_breakdowns_give_reader_averages_with_intervals_for_readers_and_cases(answered_study):
+    results = study_results(answered_study)
+    healthy = results.breakdowns["label"]["healthy"]
+    # alice called every synthetic tile synthetic, bob none: a reader average of 0.5, and an
+    # interval that carries that spread, unlike the pooled one of the same answers
+    assert healthy.mrmc["sensitivity"].estimate == pytest.approx(0.5)
+    assert healthy.sensitivity.value == pytest.approx(0.5)
+    mrmc_width = healthy.mrmc["sensitivity"].ci_high - healthy.mrmc["sensitivity"].ci_low
+    assert mrmc_width > 2 * (healthy.sensitivity.high - healthy.sensitivity.low)
+    assert healthy.shown_sensitivity is healthy.mrmc["sensitivity"]
+    assert results.learning is not None and results.learning.readers == 2
+    assert results.as_dict()["breakdowns"]["label"]["healthy"]["mrmc"]["sensitivity"]
+
+
 def test_a_study_with_one_reader_says_why_it_has_no_study_level_answer(cohort, alice):
     study = open_study(cohort, [alice], cases=12)
     answer(study, alice, perfect)
-    inference = study_results(study).inference
+    results = study_results(study)
+    inference = results.inference
     assert inference.auc is None
     assert "at least two readers, got 1" in inference.sentence
+    group = results.breakdowns["label"]["tumour"]
+    assert group.mrmc == {} and "at least two readers" in group.problem
+    assert group.shown_sensitivity is group.sensitivity  # the pooled one, marked * on the page
 
 
 def test_the_imrmc_header_reads_right_whatever_the_study_is_called(answered_study, admin_client):

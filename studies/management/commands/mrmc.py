@@ -23,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--csv", type=Path, required=True, help="the readings, one a row")
         parser.add_argument(
             "--metric", choices=METRICS, default="auc",
-            help="auc from ratings, or sensitivity/specificity from 0/1 calls",
+            help="auc from ratings, or sensitivity/specificity/accuracy from 0/1 calls",
         )  # fmt: skip
         parser.add_argument("--cov", choices=COVARIANCES, default="jackknife",
                             help="how the case-sampling covariances are estimated")  # fmt: skip
