@@ -7,10 +7,11 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from generation.admin import thumbnail
 from studies.models import Assignment, Case, Response, Study
+from studies.planning import TARGET_POWER, panel
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -68,7 +69,7 @@ class StudyAdmin(admin.ModelAdmin):
             },
         ),
         ("Presentation", {"fields": ["response_scale", "magnification", "jpeg_quality"]}),
-        ("Analysis plan", {"fields": [("equivalence_margin", "equivalence_alpha")]}),
+        ("Analysis plan", {"fields": [("equivalence_margin", "equivalence_alpha"), "sample_size"]}),
         ("Readers", {"fields": ["readers", "reader_group"]}),
         ("Dates", {"fields": ["created_at", "opened_at", "closed_at"]}),
     ]
@@ -85,8 +86,31 @@ class StudyAdmin(admin.ModelAdmin):
             )
         )
 
+    @admin.display(description="sample size (TOST, true AUC 0.5)")
+    def sample_size(self, obj: Study | None) -> str:
+        if obj is None or obj.pk is None:
+            return "Save the study to see its power."
+        p = panel(obj)
+        configured = (
+            format_html("As configured ({} readers x {} cases): power {}.", p.configured.readers,
+                        p.configured.cases, f"{p.configured.power:.0%}")
+            if p.configured else p.problem
+        )  # fmt: skip
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((s.readers, s.cases, f"{s.power:.0%}") for s in p.smallest),
+        )  # fmt: skip
+        return format_html(
+            '<p>{}</p><table id="sample-size"><thead><tr><th>readers</th><th>cases each</th>'
+            "<th>power</th></tr></thead><tbody>{}</tbody></table><p>The fewest cases per reader "
+            "count that reach {} power to show the readers' AUC within {} of 0.5 at alpha {}. "
+            "Variance components: {}.</p>",
+            configured, rows, f"{TARGET_POWER:.0%}", obj.equivalence_margin,
+            obj.equivalence_alpha, p.planning.source,
+        )  # fmt: skip
+
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> list[str]:
-        always = ["status", "created_at", "opened_at", "closed_at"]
+        always = ["status", "created_at", "opened_at", "closed_at", "sample_size"]
         return always + list(obj.locked_fields() if obj else ())
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:

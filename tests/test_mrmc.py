@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -321,3 +322,53 @@ def test_a_bad_file_exits_with_status_1(tmp_path):
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 1
     assert "row 2, column truth: expected 0 or 1, got 'yes'" in done.stderr
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def test_hanley_mcneil_variance_at_chance_and_at_a_published_point():
+    from histostudy.mrmc.planning import hanley_mcneil_variance
+
+    # at AUC 0.5: (1/4 + (m - 1)/12 + (n - 1)/12) / (m n)
+    assert hanley_mcneil_variance(0.5, 50, 50) == pytest.approx((0.25 + 98 / 12) / 2500)
+    # Hanley & McNeil (1982), Table I data: AUC 0.893 with 51 abnormal, 58 normal; the paper
+    # prints SE 0.032 from the ratings themselves, the exponential approximation gives 0.0325
+    assert math.sqrt(hanley_mcneil_variance(0.893, 51, 58)) == pytest.approx(0.032, abs=1e-3)
+
+
+def test_the_planned_standard_error_is_what_the_analysis_finds_on_average():
+    from bench.mrmc_coverage import simulate
+    from histostudy.mrmc.planning import Planning, equivalence_power
+
+    rng = np.random.default_rng(8)
+    readers, cases = 6, 80
+    names = tuple(f"r{j}" for j in range(readers)), tuple(f"c{k}" for k in range(cases))
+    truth = np.arange(cases) % 2
+    results = []
+    for _ in range(60):
+        ratings = simulate(rng, readers, cases, 0.0, 0.02, 0.5, 0.5)[0]
+        results.append(analyse(Design(ratings[None], truth, ("m",), *names)))
+    c = [r.components for r in results]
+    planning = Planning(np.mean([x.var_r for x in c]), np.mean([x.var_e for x in c]),
+                        np.mean([x.cov2 for x in c]), cases, "simulated")  # fmt: skip
+    mean_se = float(np.mean([r.modalities[0].se for r in results]))
+    assert equivalence_power(planning, readers, cases).se == pytest.approx(mean_se, rel=0.05)
+    # the same components planned at twice the cases: Var and Cov2 halve
+    twice = planning.at(2 * cases)
+    assert twice == pytest.approx((planning.var_e / 2, planning.cov2 / 2))
+
+
+def test_power_grows_with_readers_and_cases_and_the_smallest_study_reaches_it():
+    from histostudy.mrmc.planning import DEFAULT, equivalence_power, smallest_study
+
+    small, more_cases, more_readers = (equivalence_power(DEFAULT, j, k).power
+                                       for j, k in ((5, 100), (5, 300), (10, 100)))  # fmt: skip
+    assert small < more_cases and small < more_readers
+    wider = equivalence_power(DEFAULT, 5, 100, margin=0.2).power
+    assert wider > 0.99 and equivalence_power(DEFAULT, 5, 100, true=0.58).power < small
+    for study in smallest_study(DEFAULT, power=0.8):
+        assert study.power >= 0.8
+        assert equivalence_power(DEFAULT, study.readers, study.cases - 10).power < 0.8
+    with pytest.raises(MrmcError, match="at least two readers"):
+        equivalence_power(DEFAULT, 1, 100)

@@ -116,3 +116,25 @@ def test_readers_added_to_an_open_study_get_their_trials(admin_client, study_wit
     saved = admin_client.post(reverse("admin:studies_study_change", args=[study.pk]), data)
     assert saved.status_code == 302, saved.content.decode()[:3000]
     assert study.assignments.filter(reader=newcomer).exists()
+
+
+def test_the_sample_size_panel_uses_a_finished_pilot_when_there_is_one(admin_client, cohort, alice):
+    from studies.models import Study
+    from tests.factories import UserFactory, open_study
+
+    bob = UserFactory(username="bob")
+    draft = Study.objects.create(name="next", title="t", instructions="i", cohort=cohort,
+                                 cases_per_reader=10)  # fmt: skip
+    draft.readers.set([alice, bob])
+    page = admin_client.get(reverse("admin:studies_study_change", args=[draft.pk])).content.decode()
+    assert 'id="sample-size"' in page and "As configured (2 readers x 10 cases): power" in page
+    assert "defaults: AUC 0.5" in page
+    pilot = open_study(cohort, [alice, bob], name="pilot", cases=12)
+    for reader, rule in ((alice, lambda kind, pos: (kind, 1 + pos % 5)),
+                         (bob, lambda kind, pos: ("real", 1 + pos % 5))):  # fmt: skip
+        assignment = pilot.assignments.get(reader=reader)
+        while (trial := assignment.next_trial()) is not None:
+            assignment.submit(trial.token, *rule(trial.case.kind, trial.position))
+    pilot.close()
+    page = admin_client.get(reverse("admin:studies_study_change", args=[draft.pk])).content.decode()
+    assert "pilot study &#x27;pilot&#x27; (2 readers, 12 cases each)" in page
