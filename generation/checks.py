@@ -68,4 +68,7 @@ def device_check(app_configs: object = None, **kwargs: object) -> list[CheckMess
         hint = (
             "Check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES, or set HISTOSTUDY_DEVICE=auto."
         )
-    return [Error(f"HISTOSTUDY_DEVICE=cuda, but {why}", hint=hint, id="histostudy.E002")]
+    # a warning, not an error: migrate, the web and the statistics commands need no GPU and
+    # must still run on a host that shares this setting; the network commands then stop at
+    # --device cuda with the same reason
+    return [Warning(f"HISTOSTUDY_DEVICE=cuda, but {why}", hint=hint, id="histostudy.W002")]

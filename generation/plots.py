@@ -137,6 +137,9 @@ def fidelity_profile(evaluation: FidelityEvaluation, out: Path) -> Path:
     if utility is not None:
         aucs.append(("trained on\nsynthetic", utility.auc, utility.auc_low, utility.auc_high))
     for i, (_, value, low, high) in enumerate(aucs):
+        if low is None or high is None:  # no interval (one case of a class): the point alone
+            right.plot(value, i, "o", color="#4b2a7a")
+            continue
         right.errorbar(value, i, xerr=[[value - low], [high - value]], fmt="o", color="#4b2a7a")
     if e.label_auc_real is not None:
         right.axvline(e.label_auc_real, color="#c97fb5", ls="--", lw=1,

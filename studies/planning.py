@@ -1,8 +1,11 @@
 """The sample-size panel of a study in admin: the power of the study as configured, and the
 smallest readers x cases that reach 80% power, for its equivalence margin and alpha.
 
-Variance components come from the most recent closed study with a study-level analysis (a
-pilot), else from published defaults (histostudy.mrmc.planning.DEFAULT)."""
+Variance components come from the most recent closed study with the same case selection and
+response scale and a study-level analysis (a pilot), else from published defaults
+(histostudy.mrmc.planning.DEFAULT). The power assumes every reader reads the same cases; a
+study that gives each reader its own cases has no case covariance between readers, so its
+power is at least what is shown."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from histostudy.mrmc import MrmcError
 from histostudy.mrmc.planning import DEFAULT, Planning, Power, equivalence_power, smallest_study
 from studies.models import Study
-from studies.results import study_results
+from studies.results import fetch_rows, inference
 
 TARGET_POWER = 0.8
 
@@ -25,13 +28,23 @@ class Panel:
 
 
 def pilot_planning(study: Study) -> Planning:
-    """Components of the latest other closed study whose answers support an MRMC analysis."""
-    for pilot in Study.objects.filter(status=Study.Status.CLOSED).exclude(pk=study.pk)[:5]:
-        inference = study_results(pilot).inference
-        c = inference.components
+    """Components of the latest other closed study read the same way (case selection and
+    response scale) whose answers support an MRMC analysis."""
+    pilots = (
+        Study.objects.filter(
+            status=Study.Status.CLOSED,
+            case_selection=study.case_selection,
+            response_scale=study.response_scale,
+        )
+        .exclude(pk=study.pk)
+        .order_by("-closed_at")
+    )
+    for pilot in pilots[:3]:
+        found = inference(fetch_rows(pilot), pilot.equivalence_margin, pilot.equivalence_alpha)
+        c = found.components
         if c is not None:
             return Planning(c.var_r, c.var_e, c.cov2, pilot.cases_per_reader,
-                            f"pilot study {pilot.name!r} ({inference.readers} readers, "
+                            f"pilot study {pilot.name!r} ({found.readers} readers, "
                             f"{pilot.cases_per_reader} cases each)")  # fmt: skip
     return DEFAULT
 
@@ -40,10 +53,10 @@ def panel(study: Study) -> Panel:
     planning = pilot_planning(study)
     margin, alpha = study.equivalence_margin, study.equivalence_alpha
     readers = study.eligible_readers().count() if study.pk else 0
-    configured, problem = None, ""
+    configured, smallest, problem = None, [], ""
     try:
+        smallest = smallest_study(planning, TARGET_POWER, margin, alpha)
         configured = equivalence_power(planning, readers, study.cases_per_reader, margin, alpha)
     except MrmcError as exc:
         problem = f"as configured: {exc}"
-    return Panel(planning, configured, smallest_study(planning, TARGET_POWER, margin, alpha),
-                 problem)  # fmt: skip
+    return Panel(planning, configured, smallest, problem)

@@ -88,6 +88,7 @@ class Inference:
     equivalence: mrmc.Equivalence | None = None
     components: mrmc.Components | None = None
     problem: str = ""  # why there is no analysis yet
+    left_out: list[str] = field(default_factory=list)  # readers with too few tiles of a kind
 
     @property
     def rows(self) -> list[tuple[str, mrmc.Estimate]]:
@@ -102,12 +103,16 @@ class Inference:
             return f"No study-level analysis: {self.problem}"
         a, e = self.auc, self.equivalence
         verdict = "yes" if e.equivalent else "no"
+        left = (
+            f" Left out, with fewer than two tiles of a kind answered: {', '.join(self.left_out)}."
+            if self.left_out else ""
+        )  # fmt: skip
         return (
             f"Readers' AUC for telling synthetic from real {a.estimate:.2f} (95% CI "
             f"{a.ci_low:.2f}-{a.ci_high:.2f}, readers and cases random: {self.readers} readers, "
             f"{self.cases} cases). Indistinguishable within {e.margin:.2f} of chance: {verdict} "
             f"(two one-sided tests, p = {e.p:.3f}; {1 - 2 * e.alpha:.0%} CI "
-            f"{e.ci_low:.2f}-{e.ci_high:.2f})."
+            f"{e.ci_low:.2f}-{e.ci_high:.2f})." + left
         )
 
     def as_dict(self) -> dict:
@@ -120,6 +125,7 @@ class Inference:
                             ("specificity", self.specificity),
                             ("equivalence", self.equivalence),
                             ("components", self.components))},
+            "left_out": self.left_out,
             "sentence": self.sentence,
         }  # fmt: skip
 
@@ -129,16 +135,31 @@ def inference(rows: list[Row], margin: float, alpha: float) -> Inference:
     readers, a reader without both kinds of tile) says why instead."""
     if not rows:
         return Inference(problem="no scored answers yet")
-    scores, calls = designs(rows)
+    kept, left_out = usable(rows)
+    if not kept:
+        return Inference(problem="no reader has answered two real and two synthetic tiles yet",
+                         left_out=left_out)  # fmt: skip
+    scores, calls = designs(kept)
+    n = len(scores.readers), len(scores.cases)
     try:
         auc = mrmc.analyse(scores, "auc")
         sensitivity = mrmc.analyse(calls, "sensitivity").modalities[0]
         specificity = mrmc.analyse(calls, "specificity").modalities[0]
+        verdict = mrmc.equivalence(auc.modalities[0], 0.5, margin, alpha)
     except mrmc.MrmcError as exc:
-        return Inference(len(scores.readers), len(scores.cases), problem=str(exc))
-    verdict = mrmc.equivalence(auc.modalities[0], 0.5, margin, alpha)
-    return Inference(len(scores.readers), len(scores.cases), auc.modalities[0], sensitivity,
-                     specificity, verdict, auc.components)  # fmt: skip
+        return Inference(*n, problem=str(exc), left_out=left_out)
+    return Inference(*n, auc.modalities[0], sensitivity, specificity, verdict, auc.components,
+                     left_out=left_out)  # fmt: skip
+
+
+def usable(rows: list[Row]) -> tuple[list[Row], list[str]]:
+    """The answers of readers with two real and two synthetic tiles answered at least (an
+    MRMC analysis needs the case variance of each reader), and the names of the others."""
+    kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        kinds[r.reader][r.truth == st.POSITIVE] += 1
+    short = sorted(name for name, (real, synthetic) in kinds.items() if min(real, synthetic) < 2)
+    return [r for r in rows if r.reader not in short], short
 
 
 def designs(rows: list[Row]) -> tuple[mrmc.Design, mrmc.Design]:
@@ -268,15 +289,21 @@ def pooled(rows: list[Row], method: str) -> Pooled:
         st.proportion(c.tn, c.tn + c.fp, method),
         st.proportion(c.tp + c.tn, c.n, method),
     )
-    if not rows:
-        group.problem = "no answers"
+    kept, _ = usable(rows)
+    if not kept:
+        group.problem = "no reader answered two tiles of each kind here"
         return group
-    calls = designs(rows)[1]
+    calls = designs(kept)[1]
+    problems = []
     for name in ("sensitivity", "specificity", "accuracy"):
         try:
-            group.mrmc[name] = mrmc.analyse(calls, name).modalities[0]
+            estimate = mrmc.analyse(calls, name).modalities[0]
         except mrmc.MrmcError as exc:
-            group.problem = str(exc)
+            problems.append(f"{name}: {exc}")
+            continue
+        if np.isfinite(estimate.se):  # no variance is no interval: the pooled one stands
+            group.mrmc[name] = estimate
+    group.problem = "; ".join(problems)
     return group
 
 

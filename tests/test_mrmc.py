@@ -224,12 +224,49 @@ def test_bad_designs_are_refused_with_what_is_wrong(vandyke):
     with pytest.raises(MrmcError, match="at least two readers, got 1"):
         analyse(Design.from_rows(one))
     healthy = [r for r in rows if r[3] == 0]
-    with pytest.raises(MrmcError, match="reader '1' in modality '1': the AUC needs positive"):
+    needs = "reader '1' in modality '1': the AUC needs two positive and two negative cases read"
+    with pytest.raises(MrmcError, match=f"{needs}, got 0"):
         analyse(Design.from_rows(healthy))
     with pytest.raises(MrmcError, match="unknown metric 'kappa'"):
         analyse(vandyke, "kappa")
     with pytest.raises(MrmcError, match="unknown covariance method 'bootstrap'"):
         analyse(vandyke, "auc", "bootstrap")
+
+
+def test_degenerate_designs_claim_no_certainty(vandyke):
+    """Identical modalities: nothing to test, not p = 0. Every reader perfect, or scoring every
+    tile alike: no variance, so no interval and no equivalence verdict. One positive case: no
+    leave-one-out variance, so refused."""
+    twins = Design(np.stack([vandyke.ratings[0]] * 2), vandyke.truth, ("a", "b"),
+                   vandyke.readers, vandyke.cases)  # fmt: skip
+    same = analyse(twins)
+    assert np.isnan(same.f) and np.isnan(same.p) and np.isnan(same.differences[0].p)
+    perfect = np.where(vandyke.truth == 1, 5.0, 1.0)
+    flat = Design(np.broadcast_to(perfect, (1, 5, 114)).copy(), vandyke.truth, ("m",),
+                  vandyke.readers, vandyke.cases)  # fmt: skip
+    (auc,) = analyse(flat).modalities
+    assert auc.estimate == 1.0 and np.isnan(auc.se) and np.isnan(auc.ci_low)
+    with pytest.raises(MrmcError, match="no variance across readers and cases"):
+        equivalence(auc)
+    alike = Design(np.full((1, 5, 114), 3.0), vandyke.truth, ("m",), vandyke.readers,
+                   vandyke.cases)  # fmt: skip
+    assert analyse(alike).modalities[0].estimate == 0.5
+    with pytest.raises(MrmcError, match="no variance"):
+        equivalence(analyse(alike).modalities[0])
+    one = vandyke.ratings.copy()
+    one[:, 0, np.flatnonzero(vandyke.truth == 1)[1:]] = np.nan  # reader 1 read one positive
+    lonely = Design(one, vandyke.truth, vandyke.modalities, vandyke.readers, vandyke.cases)
+    with pytest.raises(MrmcError, match=r"reader '1' in modality '1'.*got 1 and 69"):
+        analyse(lonely)
+
+
+def test_intervals_stay_inside_what_the_figure_can_be(vandyke):
+    near = vandyke.ratings.copy()
+    near[:, 1:] = np.where(vandyke.truth == 1, 5.0, 1.0)  # four perfect readers, one not
+    result = analyse(Design(near, vandyke.truth, vandyke.modalities, vandyke.readers,
+                            vandyke.cases))  # fmt: skip
+    assert all(m.ci_high <= 1.0 for m in result.modalities)
+    assert result.modalities[0].ci_high == 1.0  # estimate + t SE would pass 1
 
 
 def test_one_modality_gives_the_reader_average_and_no_test(vandyke):
@@ -297,6 +334,7 @@ BAD_FILES = [
     (HEADER + "1,A,1,0,3\n,A,2,1,4\n", r"row 3, column reader: empty"),
     (HEADER + "1,A,1,0,3\n1,A,1,0,4\n", r"row 3: reader '1' read case '1'"),
     (HEADER + "1,A,1,0,nan\n", r"row 2, column rating: expected a finite"),
+    ("reader,modality,case,truth,rating,rating\n1,A,1,0,3,\n", r"row 1: column\(s\) rating appear"),
 ]
 
 
@@ -372,3 +410,11 @@ def test_power_grows_with_readers_and_cases_and_the_smallest_study_reaches_it():
         assert equivalence_power(DEFAULT, study.readers, study.cases - 10).power < 0.8
     with pytest.raises(MrmcError, match="at least two readers"):
         equivalence_power(DEFAULT, 1, 100)
+
+
+def test_header_names_may_carry_spaces(tmp_path):
+    text = VANDYKE.read_text().replace("reader,modality,case,truth,rating",
+                                       "reader, modality, case , truth,rating")  # fmt: skip
+    path = tmp_path / "spaced.csv"
+    path.write_text(text)
+    assert "F(1, 15.26) = 4.46, p = 0.0517" in run_mrmc("--csv", str(path))

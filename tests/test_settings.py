@@ -94,7 +94,7 @@ def test_a_generators_folder_that_cannot_be_written_is_a_system_check_error(sett
     assert str(blocker) in errors[0].msg and "not a writable folder" in errors[0].msg
 
 
-def test_cuda_asked_for_where_torch_sees_no_gpu_is_a_system_check_error(settings, monkeypatch):
+def test_cuda_asked_for_where_torch_sees_no_gpu_is_a_system_check_warning(settings, monkeypatch):
     import torch
 
     from generation.checks import device_check
@@ -105,7 +105,7 @@ def test_cuda_asked_for_where_torch_sees_no_gpu_is_a_system_check_error(settings
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", None)
     errors = device_check()
-    assert [e.id for e in errors] == ["histostudy.E002"]
+    assert [e.id for e in errors] == ["histostudy.W002"]
     assert "HISTOSTUDY_DEVICE=cuda" in errors[0].msg and "CPU-only build" in errors[0].msg
     monkeypatch.setattr(torch.version, "cuda", "12.4")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
@@ -123,6 +123,7 @@ def test_the_device_setting_is_checked_and_is_every_network_commands_default(set
     assert result.returncode != 0
     assert "HISTOSTUDY_DEVICE must be one of auto, cpu, cuda, got 'gpu'" in result.stderr
     assert settings_in({"HISTOSTUDY_DEVICE": "CPU"}, "s.HISTOSTUDY_DEVICE").stdout.strip() == "cpu"
+    assert settings_in({"HISTOSTUDY_DEVICE": " "}, "s.HISTOSTUDY_DEVICE").stdout.strip() == "auto"
     settings.HISTOSTUDY_DEVICE = "cpu"
     for name in ("annotate_tiles", "generate_cohort", "compute_fid", "evaluate_generator",
                  "evaluate_utility"):  # fmt: skip

@@ -31,6 +31,11 @@ def _num(value: float | None) -> str:
     return "    n/a" if value is None else f"{value:7.3f}"
 
 
+def _f(value: float | None) -> str:
+    """An interval end, or n/a where there is none (one case of a class: no DeLong variance)."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def summary_lines(e: FidelityEvaluation) -> list[str]:
     lines = [
         f"Evaluated generator {e.generator.name!r} on cohort {e.cohort.name!r} in "
@@ -50,8 +55,8 @@ def summary_lines(e: FidelityEvaluation) -> list[str]:
         )
     if e.label_auc is not None:
         lines.append(
-            f"  label fidelity   AUC {e.label_auc:.3f} ({e.label_auc_low:.3f}-"
-            f"{e.label_auc_high:.3f}) of a real-trained tumour classifier on synthetic tiles; "
+            f"  label fidelity   AUC {e.label_auc:.3f} ({_f(e.label_auc_low)}-"
+            f"{_f(e.label_auc_high)}) of a real-trained tumour classifier on synthetic tiles; "
             f"{e.label_auc_real:.3f} on the real ones"
         )
     if e.morphology_share is not None:
@@ -62,8 +67,8 @@ def summary_lines(e: FidelityEvaluation) -> list[str]:
         )
     if e.reader_auc is not None:
         lines.append(
-            f"  machine reader   AUC {e.reader_auc:.3f} ({e.reader_auc_low:.3f}-"
-            f"{e.reader_auc_high:.3f}) for a CNN telling synthetic from real after the "
+            f"  machine reader   AUC {e.reader_auc:.3f} ({_f(e.reader_auc_low)}-"
+            f"{_f(e.reader_auc_high)}) for a CNN telling synthetic from real after the "
             f"presentation pipeline; {e.statistics_reader_auc:.3f} from image statistics "
             "(0.5: cannot tell)"
         )

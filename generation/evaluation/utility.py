@@ -75,9 +75,13 @@ def subsample(rows: list, n: int | None, seed: int) -> list:
 
 
 def _needs_both_labels(rows: list[tuple[str, int]], what: str) -> None:
-    labels = {label for _, label in rows}
-    if labels != {0, 1}:
-        raise UtilityError(f"{what}: needs healthy and tumour tiles, found labels {sorted(labels)}")
+    """Two tiles of each label at least: the AUC's DeLong interval needs two of each."""
+    counts = [sum(label == wanted for _, label in rows) for wanted in (0, 1)]
+    if min(counts) < 2:
+        raise UtilityError(
+            f"{what}: needs two healthy and two tumour tiles at least, found {counts[0]} "
+            f"healthy and {counts[1]} tumour"
+        )
 
 
 def classifier_config(

@@ -23,6 +23,8 @@ def interval(p) -> str:
     """0.55 (0.41 to 0.68, en dash), from anything with value, low and high."""
     if p is None or not math.isfinite(p.value):
         return DASH
+    if p.low is None or p.high is None or not (math.isfinite(p.low) and math.isfinite(p.high)):
+        return f"{p.value:.2f} (no interval)"
     return f"{p.value:.2f} ({p.low:.2f}{DASH}{p.high:.2f})"
 
 

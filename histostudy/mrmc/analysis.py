@@ -118,9 +118,22 @@ def _averages(cov: np.ndarray, t: int, r: int) -> tuple[float, float, float, flo
     )
 
 
-def _interval(name: str, estimate: float, variance: float, df: float, confidence: float,
-              test: bool = False) -> Estimate:  # fmt: skip
-    se = math.sqrt(max(variance, 0.0))
+def _interval(
+    name: str,
+    estimate: float,
+    variance: float,
+    df: float,
+    confidence: float,
+    test: bool = False,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> Estimate:
+    """Estimate +- t(df) SE, clipped to what the figure can be. No variance (every reader and
+    case alike, e.g. all AUCs 1) is no evidence of certainty: SE, interval and test are nan."""
+    if not variance > 0:
+        nan = math.nan
+        return Estimate(name, estimate, nan, float(df), nan, nan, nan if test else None,
+                        nan if test else None)  # fmt: skip
+    se = math.sqrt(variance)
     q = (
         stats.t.ppf(0.5 + confidence / 2, df)
         if math.isfinite(df)
@@ -128,10 +141,11 @@ def _interval(name: str, estimate: float, variance: float, df: float, confidence
     )
     t_stat = p = None
     if test:
-        t_stat = estimate / se if se > 0 else math.copysign(math.inf, estimate) if estimate else 0.0
+        t_stat = estimate / se
         dist = stats.t(df) if math.isfinite(df) else stats.norm()
-        p = float(2 * dist.sf(abs(t_stat))) if se > 0 else (0.0 if estimate else 1.0)
-    low, high = float(estimate - q * se), float(estimate + q * se)
+        p = float(2 * dist.sf(abs(t_stat)))
+    low = float(max(bounds[0], estimate - q * se))
+    high = float(min(bounds[1], estimate + q * se))
     return Estimate(name, estimate, se, float(df), low, high, t_stat, p)
 
 
@@ -183,12 +197,16 @@ def analyse(
     components = Components(var_r, var_tr, cov1, cov2, cov3, var_e, ms_t, ms_r, ms_tr)
     denominator = ms_tr + r * max(cov2 - cov3, 0.0)
     df2 = _hillis_df(denominator, ms_tr, (t - 1) * (r - 1))
-    f = ms_t / denominator if denominator > 0 else math.inf
-    dist = stats.f(t - 1, df2) if math.isfinite(df2) else stats.chi2(t - 1)
-    p = float(dist.sf(f if math.isfinite(df2) else f * (t - 1)))
+    if denominator > 0:
+        f = ms_t / denominator
+        dist = stats.f(t - 1, df2) if math.isfinite(df2) else stats.chi2(t - 1)
+        p = float(dist.sf(f if math.isfinite(df2) else f * (t - 1)))
+    else:  # identical modalities, or no variance at all: nothing to test
+        f, p = math.nan, math.nan
     differences = [
         _interval(f"{design.modalities[a]} - {design.modalities[b]}",
-                  float(mean_m[a] - mean_m[b]), 2 * denominator / r, df2, confidence, test=True)
+                  float(mean_m[a] - mean_m[b]), 2 * denominator / r, df2, confidence, test=True,
+                  bounds=(-1.0, 1.0))
         for a in range(t) for b in range(a + 1, t)
     ]  # fmt: skip
     return Analysis(metric, covariance, confidence, modalities, design.readers, foms,

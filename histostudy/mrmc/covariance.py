@@ -34,17 +34,20 @@ def _cell(ratings: np.ndarray, truth: np.ndarray, metric: str, where: str) -> _C
     pos = np.flatnonzero(read & (truth == 1))
     neg = np.flatnonzero(read & (truth == 0))
     if metric == "auc":
-        if not len(pos) or not len(neg):
-            raise MrmcError(f"{where}: the AUC needs positive and negative cases read")
+        if len(pos) < 2 or len(neg) < 2:  # with one, leaving it out cannot show its variance
+            raise MrmcError(
+                f"{where}: the AUC needs two positive and two negative cases read, got "
+                f"{len(pos)} and {len(neg)}"
+            )
         kernel = _kernel(ratings[pos], ratings[neg])
         return _Cell(pos, neg, float(kernel.mean()), kernel)
     calls = ratings[read]
     if not np.isin(calls, (0, 1)).all():
         raise MrmcError(f"{where}: {metric} needs calls of 0 or 1 as ratings")
     counted = {"sensitivity": pos, "specificity": neg, "accuracy": np.flatnonzero(read)}[metric]
-    if not len(counted):
+    if len(counted) < 2:
         kind = {"sensitivity": "positive ", "specificity": "negative "}.get(metric, "")
-        raise MrmcError(f"{where}: {metric} needs {kind}cases read")
+        raise MrmcError(f"{where}: {metric} needs two {kind}cases read, got {len(counted)}")
     values = (ratings[counted] == truth[counted]).astype(float)  # the call was right
     return _Cell(pos, neg, float(values.mean()), None, counted, values)
 

@@ -70,7 +70,12 @@ def read_csv(path: Path) -> Design:
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            header = [name.strip() for name in reader.fieldnames or []]
+            twice = sorted({name for name in header if header.count(name) > 1 and name})
+            if twice:
+                raise MrmcError(f"{path}: row 1: column(s) {', '.join(twice)} appear twice")
+            reader.fieldnames = header
+            missing = [c for c in COLUMNS if c not in header]
             if missing:
                 raise MrmcError(
                     f"{path}: row 1: missing column(s) {', '.join(missing)}; expected a header "

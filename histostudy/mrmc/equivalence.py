@@ -32,13 +32,14 @@ def equivalence(estimate: Estimate, null: float = 0.5, margin: float = 0.10,
     """TOST of |theta - null| < margin for an estimate with its standard error and df."""
     if margin <= 0 or not 0 < alpha < 0.5:
         raise MrmcError("the equivalence margin must be positive and alpha in (0, 0.5)")
+    if not estimate.se > 0:  # nan or 0: no variance to test against
+        raise MrmcError(
+            f"{estimate.name}: no variance across readers and cases (e.g. every reader scored "
+            "every tile alike), so nothing can be said about new readers or cases"
+        )
     dist = stats.t(estimate.df) if math.isfinite(estimate.df) else stats.norm()
-    if estimate.se > 0:
-        p_low = float(dist.sf((estimate.estimate - (null - margin)) / estimate.se))
-        p_high = float(dist.cdf((estimate.estimate - (null + margin)) / estimate.se))
-    else:
-        inside = abs(estimate.estimate - null) < margin
-        p_low = p_high = 0.0 if inside else 1.0
+    p_low = float(dist.sf((estimate.estimate - (null - margin)) / estimate.se))
+    p_high = float(dist.cdf((estimate.estimate - (null + margin)) / estimate.se))
     q = float(dist.ppf(1 - alpha)) * estimate.se
     p = max(p_low, p_high)
     return Equivalence(null, margin, alpha, p, p < alpha, estimate.estimate - q,

@@ -84,8 +84,12 @@ def equivalence_power(
     if margin <= 0 or not 0 < alpha < 0.5:
         raise MrmcError("the margin must be positive and alpha in (0, 0.5)")
     var_e, cov2 = planning.at(cases)
-    ms_r = max(planning.var_r + var_e - cov2, 1e-12)  # E[MS_R], one modality
-    denominator = ms_r + readers * max(cov2, 0.0)
+    # estimates of variances can come out negative (a pilot whose readers agree more than
+    # chance would have it); planning with a negative one would promise power that is not
+    # there, so both count as 0
+    var_r, cov2 = max(planning.var_r, 0.0), max(cov2, 0.0)
+    ms_r = max(var_r + var_e - cov2, 1e-12)  # E[MS_R], one modality
+    denominator = ms_r + readers * cov2
     se = math.sqrt(denominator / readers)
     df = denominator**2 / (ms_r**2 / (readers - 1))
     t = float(stats.t.ppf(1 - alpha, df))
@@ -108,12 +112,22 @@ def smallest_study(
 ) -> list[Power]:
     """For each reader count, the fewest cases (a multiple of 10) that reach `power`; reader
     counts that cannot reach it with max_cases are left out (the reader variance alone keeps
-    the standard error above what the margin allows)."""
+    the standard error above what the margin allows). Power grows with the cases, so each is
+    a bisection."""
     found = []
     for j in readers:
-        for k in range(10, max_cases + 1, 10):
-            result = equivalence_power(planning, j, k, margin, alpha, true)
-            if result.power >= power:
-                found.append(result)
-                break
+
+        def at(k: int, j: int = j) -> Power:
+            return equivalence_power(planning, j, 10 * k, margin, alpha, true)
+
+        low, high = 1, max_cases // 10
+        if at(high).power < power:
+            continue
+        while low < high:  # the smallest k with enough power lies in [low, high]
+            middle = (low + high) // 2
+            if at(middle).power >= power:
+                high = middle
+            else:
+                low = middle + 1
+        found.append(at(low))
     return found

@@ -132,3 +132,12 @@ def test_bad_requests_are_clear_errors_and_store_nothing(annotated, args, messag
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call_command("evaluate_utility", *args, "--preset", "tiny", stdout=StringIO())
     assert not UtilityResult.objects.exists()
+
+
+def test_a_test_set_needs_two_tiles_of_each_label_for_an_interval():
+    from generation.evaluation.utility import UtilityError, _needs_both_labels
+
+    _needs_both_labels([("a", 0), ("b", 0), ("c", 1), ("d", 1)], "test set")
+    with pytest.raises(UtilityError, match="test set: needs two healthy and two tumour tiles at "
+                       "least, found 3 healthy and 1 tumour"):  # fmt: skip
+        _needs_both_labels([("a", 0), ("b", 0), ("e", 0), ("c", 1)], "test set")

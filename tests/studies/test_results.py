@@ -149,10 +149,27 @@ def test_breakdowns_give_reader_averages_with_intervals_for_readers_and_cases(an
     assert healthy.mrmc["sensitivity"].estimate == pytest.approx(0.5)
     assert healthy.sensitivity.value == pytest.approx(0.5)
     mrmc_width = healthy.mrmc["sensitivity"].ci_high - healthy.mrmc["sensitivity"].ci_low
-    assert mrmc_width > 2 * (healthy.sensitivity.high - healthy.sensitivity.low)
+    assert mrmc_width > healthy.sensitivity.high - healthy.sensitivity.low
+    assert mrmc_width == 1.0  # two readers at 0 and 1: the interval is all there is
     assert healthy.shown_sensitivity is healthy.mrmc["sensitivity"]
     assert results.learning is not None and results.learning.readers == 2
     assert results.as_dict()["breakdowns"]["label"]["healthy"]["mrmc"]["sensitivity"]
+
+
+def test_a_reader_with_too_few_tiles_of_a_kind_is_left_out_by_name(answered_study):
+    """carol answered a few tiles and stopped: the analysis goes on without her, by name."""
+    carol = UserFactory(username="carol")
+    answered_study.readers.add(carol)
+    assignment = answered_study.assignment_for(carol)
+    kinds = []
+    while len([k for k in kinds if k == "synthetic"]) < 1:  # stop after her first synthetic
+        trial = assignment.next_trial()
+        assignment.submit(trial.token, "real", 3)
+        if not trial.practice:
+            kinds.append(trial.case.kind)
+    inference = study_results(answered_study).inference
+    assert inference.left_out == ["carol"] and inference.readers == 2
+    assert "Left out, with fewer than two tiles of a kind answered: carol." in inference.sentence
 
 
 def test_a_study_with_one_reader_says_why_it_has_no_study_level_answer(cohort, alice):

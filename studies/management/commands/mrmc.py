@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -53,8 +54,9 @@ def as_json(result: Analysis) -> dict:
 
 
 def _finite(value: object) -> object:
-    """Infinite degrees of freedom (no reader variance) as null: JSON has no infinity."""
-    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+    """Infinite degrees of freedom (no reader variance) and the nan of a figure without
+    variance as null: JSON has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
