@@ -7,6 +7,7 @@ cohort or generator. Staff endpoints add the truth.
 
 from __future__ import annotations
 
+import re
 from typing import IO
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -110,10 +111,24 @@ class NextSerializer(serializers.Serializer):
     progress = ProgressSerializer()
 
 
+class ConfidenceField(serializers.IntegerField):
+    """1-5 as a JSON integer or one ASCII digit, as the trial page's form takes it: int()
+    alone would also take a full-width digit, padding or '+3'."""
+
+    default_error_messages = {"invalid": "Expected 1, 2, 3, 4 or 5."}
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, bool) or not (
+            isinstance(data, int) or (isinstance(data, str) and re.fullmatch(r"[1-5]", data))
+        ):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class AnswerSerializer(serializers.Serializer):
     trial = serializers.CharField(max_length=32)
     call = serializers.ChoiceField(choices=Call.choices)
-    confidence = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    confidence = ConfidenceField(min_value=1, max_value=5, required=False, allow_null=True)
 
 
 class FeedbackSerializer(serializers.Serializer):

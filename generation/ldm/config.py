@@ -63,6 +63,7 @@ LEGACY = {
     "vae_crop": 0,
     "vae_batch_size": 0,
     "vae_latent_noise": 0.0,
+    "vae_fft_weight": 0.0,
     "lr_warmup_steps": 0,
     "lr_schedule": "constant",
     "ema_warmup": False,
@@ -91,6 +92,9 @@ class GeneratorConfig:
     vae_batch_size: int = 64  # 0: batch_size
     # residual only: decoder trained on codes plus noise of up to this share of their std
     vae_latent_noise: float = 0.0
+    # residual only: weight of an L1 loss on the 2-D Fourier coefficients (orthonormal), which
+    # weighs fine detail that pixel L1 lets blur (bench/autoencoder.py measures it)
+    vae_fft_weight: float = 0.0
     # denoiser; attention per level (the first, 24x24, level has none on CPU presets)
     unet_channels: tuple[int, ...] = (64, 96, 128)
     unet_attention: tuple[bool, ...] = (False, False, True)

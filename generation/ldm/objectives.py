@@ -15,21 +15,41 @@ class AutoencoderLoss(torch.nn.Module):
     """The autoencoder's training loss as one forward pass: under several processes the
     gradients are averaged by DistributedDataParallel, which only sees a wrapped forward()."""
 
-    def __init__(self, vae: torch.nn.Module, kl_weight: float, latent_noise: float = 0.0) -> None:
+    def __init__(
+        self,
+        vae: torch.nn.Module,
+        kl_weight: float,
+        latent_noise: float = 0.0,
+        fft_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
         self.latent_noise = latent_noise
+        self.fft_weight = fft_weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, S, S) in [-1, 1]
         if isinstance(self.vae, TileAutoencoder):  # deterministic codes; L1 keeps edges
             z = self.vae.encode(x)
             if self.latent_noise:  # the decoder learns to map near-miss codes to clean tiles
                 z = z + noised_codes(z, self.latent_noise)
-            return F.l1_loss(self.vae.decode(z).float(), x)
+            recon = self.vae.decode(z).float()
+            loss = F.l1_loss(recon, x)
+            if self.fft_weight:
+                loss = loss + self.fft_weight * fourier_l1(recon, x.float())
+            return loss
         posterior = self.vae.encode(x).latent_dist
         recon = self.vae.decode(posterior.sample()).sample
         return F.l1_loss(recon.float(), x) + self.kl_weight * posterior.kl().mean()
+
+
+def fourier_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of the orthonormal 2-D Fourier coefficients (real and
+    imaginary parts) of two (B, C, H, W) batches: every frequency counts alike, so the fine
+    detail that pixel L1 trades for a blur weighs as much as the coarse layout."""
+    fa = torch.fft.rfft2(a, norm="ortho")
+    fb = torch.fft.rfft2(b, norm="ortho")
+    return (torch.view_as_real(fa) - torch.view_as_real(fb)).abs().mean()
 
 
 def noised_codes(z: torch.Tensor, scale: float) -> torch.Tensor:

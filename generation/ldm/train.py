@@ -112,7 +112,9 @@ class Trainer(TimeBudget, Checkpoints):
                 weight_decay=0.0 if residual else 1e-2,
             )
             self.vae_loss, self.unet, self.vae_opt, self.unet_opt = self.accelerator.prepare(
-                AutoencoderLoss(self.vae, config.vae_kl_weight, config.vae_latent_noise),
+                AutoencoderLoss(
+                    self.vae, config.vae_kl_weight, config.vae_latent_noise, config.vae_fft_weight
+                ),
                 self.unet,
                 self.vae_opt,
                 self.unet_opt,

@@ -32,6 +32,7 @@ from generation.tiles.sources import PreparedTile, SourceError, open_source, pre
 from generation.tiles.store import tile_relpath
 
 BATCH = 1000
+DATASET_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 STAGING_NAME = re.compile(r"^import-(?P<host>.+)-(?P<pid>\d+)-(?P<run>[0-9a-f]{32})$")
 
 
@@ -160,6 +161,11 @@ def import_tiles(
     progress: bool = True,
 ) -> ImportSummary:
     """Import every tile under `source` into `dataset`; see the module docstring."""
+    if not DATASET_NAME.fullmatch(dataset) or set(dataset) == {"."}:
+        raise TileImportError(
+            f"--dataset {dataset[:80]!r}{'...' if len(dataset) > 80 else ''}: expected 1 to 64 "
+            "letters, digits, '-', '_' or '.' (and not only dots)"
+        )
     started = time.perf_counter()
     try:
         tiles = open_source(Path(source), fmt, split, tile_size, settings.HISTOSTUDY_CACHE_DIR)

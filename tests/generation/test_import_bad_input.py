@@ -273,3 +273,10 @@ def test_tile_size_must_match_the_dataset(tile_folder, previous_import):
         call_command(
             "import_tiles", str(tile_folder.root), "--dataset", "before", "--tile-size", "64"
         )
+
+
+@pytest.mark.parametrize("name", ["../../evil", "a/b", "x" * 65, "", "..", "naïve", "a b"])
+def test_a_dataset_name_outside_the_safe_alphabet_is_refused(tile_folder, name):
+    with pytest.raises(CommandError, match="expected 1 to 64 letters, digits"):
+        call_command("import_tiles", str(tile_folder.root), "--dataset", name)
+    assert not Dataset.objects.exists() and not Tile.objects.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,3 +164,15 @@ def test_the_speed_probe_changes_no_weight_or_random_stream(tmp_path):
     assert all(p.grad is None for p in [*trainer.vae.parameters(), *trainer.unet.parameters()])
     assert torch.equal(trainer.generator.get_state(), rng)
     assert torch.equal(torch.get_rng_state(), global_rng)
+
+
+def test_the_fourier_loss_is_the_mean_absolute_coefficient_difference():
+    from generation.ldm.objectives import fourier_l1
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 3, 8, 8)), rng.normal(size=(2, 3, 8, 8))
+    diff = np.fft.rfft2(a, norm="ortho") - np.fft.rfft2(b, norm="ortho")
+    expected = np.abs(np.stack([diff.real, diff.imag], -1)).mean()
+    got = fourier_l1(torch.tensor(a), torch.tensor(b))
+    assert float(got) == pytest.approx(expected, rel=1e-10)
+    assert float(fourier_l1(torch.tensor(a), torch.tensor(a))) == 0.0

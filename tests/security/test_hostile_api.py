@@ -167,6 +167,11 @@ WRONG_TYPES = [
     ("confidence", -1),
     ("confidence", 10**30),
     ("confidence", "1e3"),
+    ("confidence", "\uff13"),  # a full-width 3: int() takes it, the form does not
+    ("confidence", "\u0663"),  # an Arabic-Indic 3
+    ("confidence", " 3"),
+    ("confidence", "+3"),
+    ("confidence", "03"),
 ]
 
 
@@ -376,3 +381,36 @@ def test_requests_without_valid_credentials_are_403_and_change_nothing(midway, c
     form = client.post(midway.form(midway.served), {"call": "real", "confidence": "3"})
     assert form.status_code == 302 and form["Location"].startswith(reverse("login"))
     assert database_state() == before
+
+
+def test_confidence_as_an_ascii_digit_or_an_integer_is_taken(midway, alice_client):
+    reply = post_json(alice_client, midway.api(), json.dumps(
+        {"trial": midway.served.token, "call": "real", "confidence": "3"}))  # fmt: skip
+    assert reply.status_code == 201 and reply.json()["confidence"] == 3
+
+
+# --- every API response: JSON errors, never cached ------------------------------------------------
+
+
+def test_api_errors_are_json_from_any_layer_and_nothing_is_cached(midway, alice_client,
+                                                                  monkeypatch):  # fmt: skip
+    unknown = alice_client.get("/api/v1/no-such-thing/")
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "Not found."}
+    theirs = alice_client.get(reverse("api:assignment-detail", args=[midway.theirs.token]))
+    assert theirs.status_code == 404 and theirs["Content-Type"] == "application/json"
+    mine = alice_client.get(reverse("api:assignment-detail", args=[midway.mine.token]))
+    for reply in (unknown, theirs, mine):
+        assert {"private", "no-store"} <= {
+            part.strip() for part in reply["Cache-Control"].split(",")
+        }, reply["Cache-Control"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("studies.api.ReaderAssignmentViewSet.retrieve", broken)
+    alice_client.raise_request_exception = False
+    crashed = alice_client.get(reverse("api:assignment-detail", args=[midway.mine.token]))
+    assert crashed.status_code == 500 and crashed.json() == {"detail": "Server error."}
+    assert "no-store" in crashed["Cache-Control"]
+    page = alice_client.get("/no-such-page/")  # outside /api/, the site's own 404 page
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
