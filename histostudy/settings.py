@@ -288,3 +288,6 @@ AXES_COOLOFF_TIME = env_number("AXES_COOLOFF_HOURS", "1", kind=float)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_IPWARE_PROXY_COUNT = env_number("AXES_PROXY_COUNT", "0")
+# the client's address behind AXES_PROXY_COUNT proxies, the N-th X-Forwarded-For entry from the
+# right (histostudy/client_ip.py says why not django-ipware)
+AXES_CLIENT_IP_CALLABLE = "histostudy.client_ip.client_ip"

@@ -94,6 +94,47 @@ def test_repeated_failed_logins_lock_the_account_out_even_with_the_right_passwor
 
 
 @pytest.mark.django_db
+def test_behind_a_proxy_a_lockout_holds_one_username_from_one_client_address(settings):
+    """Behind one proxy every request comes from the proxy's address; five wrong passwords
+    from one forwarded client must not lock the username for the others, and a client cannot
+    dodge its own lockout by forging the header's left part."""
+    settings.AXES_FAILURE_LIMIT = 5
+    settings.AXES_IPWARE_PROXY_COUNT = 1
+    UserFactory(username="pathologist")
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+
+    def login(forwarded: str, password: str) -> int:
+        return Client().post("/accounts/login/", {"username": "pathologist", "password": password},
+                             HTTP_X_FORWARDED_FOR=forwarded, **proxy).status_code  # fmt: skip
+
+    for _ in range(5):
+        assert login("203.0.113.7", "wrong") in (200, 429)
+    assert login("203.0.113.7", PASSWORD) == 429  # the attacker's address is locked
+    assert login("1.2.3.4, 203.0.113.7", PASSWORD) == 429  # a forged left part changes nothing
+    assert login("198.51.100.9", PASSWORD) == 302  # the pathologist elsewhere signs in
+
+
+def test_the_client_address_is_the_nth_forwarded_entry_from_the_right(settings):
+    from django.test import RequestFactory
+
+    from histostudy.client_ip import client_ip
+
+    def address(count: int, forwarded: str | None) -> str | None:
+        settings.AXES_IPWARE_PROXY_COUNT = count
+        extra = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded is not None else {}
+        return client_ip(RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", **extra))
+
+    assert address(0, "203.0.113.7") == "10.0.0.2"  # no proxy: the header is the client's own
+    assert address(1, "203.0.113.7") == "203.0.113.7"
+    assert address(1, "6.6.6.6, 203.0.113.7") == "203.0.113.7"
+    assert address(2, "6.6.6.6, 203.0.113.7, 10.0.0.3") == "203.0.113.7"
+    assert address(2, "203.0.113.7") == "10.0.0.2"  # fewer entries than proxies
+    assert address(1, "not-an-address") == "10.0.0.2"
+    assert address(1, None) == "10.0.0.2"
+    assert address(1, "2001:db8::1") == "2001:db8::1"
+
+
+@pytest.mark.django_db
 def test_sessions_expire_and_weak_passwords_are_refused():
     user = UserFactory()
     client = Client()
