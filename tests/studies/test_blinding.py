@@ -183,3 +183,38 @@ def test_images_match_in_format_size_mode_headers_and_carry_no_metadata(walked):
             assert "Content-Disposition" not in reply
     assert len(headers) == 1 and ("Cache-Control", "private, no-store") in next(iter(headers))
     assert shapes == {("PNG", (96, 96), "RGB", ())}
+
+
+def test_every_image_is_rendered_when_the_study_opens_so_fetch_time_tells_nothing(
+    cohort, alice, monkeypatch, settings
+):
+    """A later study reusing real tiles found them cached while its new synthetic tiles were
+    rendered on first fetch: first-fetch time told the kinds apart. Now opening renders all,
+    so no fetch renders anything, whatever the tile's kind or history."""
+    from pathlib import Path
+
+    from django.test import Client
+
+    from histostudy.presentation import Presentation
+    from tests.factories import open_study
+
+    study = open_study(cohort, [alice], name="first", cases=8)
+    presented = Path(settings.MEDIA_ROOT) / "presented" / study.presentation.key
+    tiles = [case.tile for case in study.cases.select_related("tile")]
+    assert tiles and all((presented / tile.relpath).exists() for tile in tiles)
+    assert study.render_images() == 0  # nothing left to render
+
+    def no_render(self, pixels):
+        raise AssertionError("rendered at fetch time")
+
+    monkeypatch.setattr(Presentation, "render", no_render)
+    client = Client()
+    client.force_login(alice)
+    assignment = study.assignments.get(reader=alice)
+    kinds = set()
+    while (trial := assignment.next_trial()) is not None:
+        url = reverse("studies:image", args=[assignment.token, trial.token])
+        assert client.get(url).status_code == 200
+        kinds.add(trial.case.kind)
+        assignment.submit(trial.token, "real", 3)
+    assert kinds == {"real", "synthetic"}
