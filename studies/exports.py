@@ -10,7 +10,7 @@ from studies.models import Response, Study
 RESPONSE_COLUMNS = [
     "study", "reader", "position", "practice", "case", "tile_sha256", "truth", "label",
     "generator", "scheme", "prompt", "call", "confidence", "score", "served_at", "answered_at",
-    "seconds",
+    "seconds", "first_served_at", "serve_count", "seconds_since_first_shown",
 ]  # fmt: skip
 
 
@@ -25,13 +25,15 @@ def response_rows(study: Study) -> Iterator[list]:
     generator = study.cohort.generator
     for r in responses.iterator(chunk_size=2000):
         synthetic = r.case.kind == st.POSITIVE
+        first = r.trial.first_served_at or r.served_at  # answers stored before it was kept
         yield [
             study.name, r.reader.get_username(), r.trial.position, int(r.trial.practice),
             r.case_id, r.case.tile.sha256, r.case.kind, r.case.label,
             generator.name if synthetic else "", generator.scheme if synthetic else "",
             r.case.member.prompt, r.call, "" if r.confidence is None else r.confidence,
             st.ordinal_score(r.call, r.confidence), r.served_at.isoformat(),
-            r.answered_at.isoformat(), f"{r.seconds:.3f}",
+            r.answered_at.isoformat(), f"{r.seconds:.3f}", first.isoformat(),
+            r.trial.serve_count, f"{(r.answered_at - first).total_seconds():.3f}",
         ]  # fmt: skip
 
 

@@ -61,6 +61,10 @@ def test_exports(answered_study, admin_client):
         reverse("dashboards:responses-csv", args=[answered_study.pk])).streaming_content
     ).decode())))  # fmt: skip
     assert rows[0][:3] == ["study", "reader", "position"] and len(rows) == 1 + 28
+    header = rows[0]
+    first = [dict(zip(header, row, strict=True)) for row in rows[1:]]
+    assert all(int(r["serve_count"]) >= 1 and r["first_served_at"] <= r["served_at"] for r in first)
+    assert all(float(r["seconds_since_first_shown"]) >= float(r["seconds"]) for r in first)
     assert {r[6] for r in rows[1:]} == {"real", "synthetic"}
     imrmc = b"".join(admin_client.get(
         reverse("dashboards:imrmc-csv", args=[answered_study.pk])).streaming_content
@@ -199,3 +203,27 @@ def test_the_imrmc_header_reads_right_whatever_the_study_is_called(answered_stud
              for key in re.findall(r"(?i)(nr|n0|n1|nm)\s*:", line)]  # fmt: skip
     assert found == [(1, "NR"), (2, "N0"), (3, "N1"), (4, "NM")]
     assert "pilot-run1" in header[0]
+
+
+def test_the_export_keeps_the_first_showing_and_the_serve_count(cohort, alice, admin_client):
+    """A reload serves the trial again: the export keeps both the last serving and the first."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from studies.models import Trial
+
+    study = open_study(cohort, [alice], cases=4)
+    assignment = study.assignments.get(reader=alice)
+    trial = assignment.next_trial()
+    now = timezone.now()
+    Trial.objects.filter(pk=trial.pk).update(  # shown 10 s ago, reloaded 3 s ago
+        first_served_at=now - timedelta(seconds=10), served_at=now - timedelta(seconds=3),
+        serve_count=2,
+    )  # fmt: skip
+    assignment.submit(trial.token, "real", 3)
+    reply = admin_client.get(reverse("dashboards:responses-csv", args=[study.pk]))
+    (row,) = csv.DictReader(io.StringIO(b"".join(reply.streaming_content).decode()))
+    assert row["serve_count"] == "2"
+    assert float(row["seconds"]) == pytest.approx(3, abs=0.5)
+    assert float(row["seconds_since_first_shown"]) == pytest.approx(10, abs=0.5)
