@@ -109,6 +109,20 @@ class StudyAdmin(admin.ModelAdmin):
             obj.equivalence_alpha, p.planning.source,
         )  # fmt: skip
 
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """A study with answers is kept for the record: say so, instead of Django's "your
+        account doesn't have permission to delete ... response" (answers are protected)."""
+        to_delete, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        answered = [
+            f"{study}: {n} answer{'s' if n != 1 else ''}. A study with answers cannot be "
+            "deleted, so that its results stay reproducible; close it instead."
+            for study in objs
+            if (n := Response.objects.filter(case__study=study).count())
+        ]
+        if answered:
+            return to_delete, counts, set(), answered
+        return to_delete, counts, perms_needed, protected
+
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> list[str]:
         always = ["status", "created_at", "opened_at", "closed_at", "sample_size"]
         return always + list(obj.locked_fields() if obj else ())

@@ -159,3 +159,19 @@ def test_the_default_instructions_fit_either_response_scale(admin_client, cohort
         assignment = study.assignments.get(reader=alice)
         html = reader.get(reverse("studies:instructions", args=[assignment.token])).content
         assert (b"for your confidence" in html) is asks, scale
+
+
+def test_deleting_a_study_with_answers_states_the_rule(admin_client, cohort, alice):
+    from studies.models import Study
+    from tests.factories import open_study
+
+    study = open_study(cohort, [alice], name="answered", cases=4)
+    assignment = study.assignments.get(reader=alice)
+    trial = assignment.next_trial()
+    assignment.submit(trial.token, "real", 3)
+    page = admin_client.get(reverse("admin:studies_study_delete", args=[study.pk]))
+    text = page.content.decode()
+    assert "1 answer. A study with answers cannot be deleted" in text
+    assert "permission to delete" not in text
+    admin_client.post(reverse("admin:studies_study_delete", args=[study.pk]), {"post": "yes"})
+    assert Study.objects.filter(pk=study.pk).exists()
