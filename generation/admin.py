@@ -72,6 +72,7 @@ class TileAdmin(admin.ModelAdmin):
     readonly_fields = [
         "large_thumb",
         "dataset",
+        "cohort",
         "sha256",
         "kind",
         "label",
@@ -109,13 +110,35 @@ class TileAnnotationInline(admin.StackedInline):
         "cluster",
         "clustering",
         "prompts",
-        "features",
-        "quality",
+        "feature_table",
+        "quality_table",
     ]
     readonly_fields = fields
 
+    @admin.display(description="features")
+    def feature_table(self, obj: TileAnnotation) -> str:
+        return _number_table(obj.features)
+
+    @admin.display(description="quality measures")
+    def quality_table(self, obj: TileAnnotation) -> str:
+        return _number_table(obj.quality)
+
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+def _number_table(values: dict | None) -> str:
+    """A JSON object of measurements as a two-column table, numbers to 4 significant digits."""
+    if not values:
+        return "-"
+
+    def shown(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    rows = format_html_join(
+        "", "<tr><th>{}</th><td>{}</td></tr>", ((k, shown(v)) for k, v in values.items())
+    )
+    return format_html('<table class="numbers"><tbody>{}</tbody></table>', rows)
 
 
 TileAdmin.inlines = [TileAnnotationInline]

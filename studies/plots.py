@@ -12,6 +12,8 @@ import numpy as np
 from studies.results import StudyResults
 
 INK, MUTED, SENS, SPEC = "#222", "#888", "#5b2a5e", "#2a7f62"
+# one colour per reader on the ROC plot (Okabe-Ito, readable by colour-blind readers too)
+READERS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442")
 
 
 @dataclass
@@ -98,15 +100,19 @@ def roc_space(results: StudyResults) -> str:
     """Each reader as a point (1 - specificity, sensitivity) with their ROC curve; chance line."""
     c = Canvas(380, 380)
     c.line(0, 0, 1, 1, MUTED, dash="4 3")
-    for reader in results.readers:
-        c.polyline(reader.roc, SENS, opacity=0.3)
-    for reader in results.readers:
+    colours = [READERS[i % len(READERS)] for i in range(len(results.readers))]
+    for reader, colour in zip(results.readers, colours, strict=True):
+        c.polyline(reader.roc, colour, opacity=0.45)
+    for reader, colour in zip(results.readers, colours, strict=True):
         s = reader.summary
         tip = (
             f"{reader.reader}: sensitivity {s.sensitivity.value:.2f}, "
             f"specificity {s.specificity.value:.2f}"
         )
-        c.dot(1 - s.specificity.value, s.sensitivity.value, SENS, tip)
+        x, y = 1 - s.specificity.value, s.sensitivity.value
+        c.dot(x, y, colour, tip)
+        if np.isfinite(x) and np.isfinite(y):  # the reader's name beside their point
+            c.text(c.x(x) + 6, c.y(y) - 6, reader.reader, anchor="start", size=10, colour=colour)
     c.x_axis("1 - specificity (real called synthetic)")
     c.y_axis("sensitivity (synthetic called synthetic)",
              [(t, f"{t:g}") for t in (0, 0.25, 0.5, 0.75, 1)])  # fmt: skip

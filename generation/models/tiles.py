@@ -111,8 +111,8 @@ class Tile(models.Model):
         ]
 
     def __str__(self) -> str:
-        owner = f"dataset {self.dataset_id}" if self.dataset_id else f"cohort {self.cohort_id}"
-        return f"{owner}:{self.sha256[:12]}"
+        owner = f"dataset {self.dataset}" if self.dataset_id else f"cohort {self.cohort}"
+        return f"{self.kind} tile {self.sha256[:12]} of {owner}"
 
     @property
     def relpath(self) -> str:

@@ -220,6 +220,14 @@ def test_cluster_gallery_and_tile_annotation_in_admin(annotatable, admin_client)
     tile = Tile.objects.accepted().first()
     detail = admin_client.get(reverse("admin:generation_tile_change", args=[tile.pk]))
     assert tile.annotation.prompts["features"].encode() in detail.content
+    html = detail.content.decode()
+    # named by kind, hash and owner; nothing editable; measurements as a readable table
+    assert f"real tile {tile.sha256[:12]} of dataset {tile.dataset.name}" in html
+    assert 'name="cohort"' not in html and 'name="dataset"' not in html
+    name, value = next((k, v) for k, v in tile.annotation.features.items()
+                       if isinstance(v, float))  # fmt: skip
+    assert f"<th>{name}</th><td>{value:.4g}</td>" in html
+    assert repr(value) not in html or len(repr(value)) <= 6
     clustering = admin_client.get(reverse("admin:generation_morphologyclustering_changelist"))
     assert clustering.status_code == 200
 

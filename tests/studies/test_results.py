@@ -227,3 +227,11 @@ def test_the_export_keeps_the_first_showing_and_the_serve_count(cohort, alice, a
     assert row["serve_count"] == "2"
     assert float(row["seconds"]) == pytest.approx(3, abs=0.5)
     assert float(row["seconds_since_first_shown"]) == pytest.approx(10, abs=0.5)
+
+
+def test_the_roc_plot_names_each_reader_in_a_colour_of_their_own(answered_study):
+    from studies import plots
+
+    svg = plots.roc_space(study_results(answered_study))
+    assert ">alice</text>" in svg and ">bob</text>" in svg
+    assert plots.READERS[0] in svg and plots.READERS[1] in svg
