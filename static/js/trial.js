@@ -44,7 +44,11 @@
       } catch (err) {
         response = null; // network down or server restarting: retry the same answer
       }
-      if (response && (response.ok || response.status === 409)) return response.json();
+      if (response && (response.ok || response.status === 409)) {
+        // 409: this trial was answered already, in another window or tab; the server keeps
+        // that answer and says so
+        return { stored: await response.json(), conflict: response.status === 409 };
+      }
       if (response && response.status < 500 && response.status !== 429) {
         const detail = await response.text();
         throw new Error(response.status === 403 ? "Your session has ended; please sign in again." : detail);
@@ -66,7 +70,13 @@
     submit.disabled = true;
     status.textContent = "Saving…";
     try {
-      const stored = await send(body);
+      const { stored, conflict } = await send(body);
+      if (conflict) {
+        const kept = stored.confidence ? `${stored.call}, confidence ${stored.confidence}` : stored.call;
+        status.textContent = `This tile was already answered in another window (${kept}); ` +
+          "that answer is kept and this one was not saved. Moving on…";
+        await sleep(3000);
+      }
       window.location.replace(stored.next);
     } catch (err) {
       status.textContent = err.message;
@@ -83,7 +93,9 @@
     else if (needsConfidence && /^[1-5]$/.test(key)) choose("confidence", key);
     else if (key === "enter") {
       event.preventDefault();
-      form.requestSubmit();
+      const body = answer();
+      if (body.error) status.textContent = body.error; // the form's own check shows nothing
+      else form.requestSubmit();
       return;
     } else return;
     event.preventDefault();

@@ -138,3 +138,36 @@ def test_staff_dashboard_in_the_browser(page, live_server, db):
         page.set_viewport_size({"width": 1400, "height": 900})
         page.screenshot(path=f"{os.environ['HISTOSTUDY_SCREENSHOTS']}/study-dashboard.png",
                         full_page=True)  # fmt: skip
+
+
+def test_enter_with_nothing_chosen_says_what_is_missing(page, live_server, reader_study):
+    _reader, study = reader_study
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/read/{study.assignments.get().token}/trial/")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text("Choose real (R) or synthetic (S).")
+    page.keyboard.press("r")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text("Choose a confidence from 1 to 5.")
+    assert not Response.objects.exists()
+
+
+def test_an_answer_from_another_window_is_kept_and_the_page_says_so(
+    page, live_server, reader_study
+):
+    """Tab B answered the tile; tab A, still showing it, answers otherwise: A is told that
+    B's answer is kept, then moves on."""
+    _reader, study = reader_study
+    sign_in(page, live_server)
+    assignment = study.assignments.get()
+    page.goto(f"{live_server.url}/read/{assignment.token}/trial/")
+    token = page.locator("#answer-form").get_attribute("data-trial")
+    assignment.submit(token, "real", 2)  # the other window's answer, stored first
+    page.keyboard.press("s")
+    page.keyboard.press("5")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_contain_text(
+        "already answered in another window (real, confidence 2); that answer is kept"
+    )
+    expect(page.locator(".trial-progress span")).to_have_text("Tile 2 of 10", timeout=10_000)
+    assert list(Response.objects.values_list("call", "confidence")) == [("real", 2)]
