@@ -49,7 +49,7 @@ class StudyAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     list_filter = ["status", "cohort"]
     search_fields = ["name", "title"]
-    filter_horizontal = ["readers"]
+    filter_horizontal = ["readers", "owners", "editors"]
     actions = ["open_studies", "close_studies"]
     inlines = [AssignmentInline]
     fieldsets = [
@@ -71,13 +71,20 @@ class StudyAdmin(admin.ModelAdmin):
         ("Presentation", {"fields": ["response_scale", "magnification", "jpeg_quality"]}),
         ("Analysis plan", {"fields": [("equivalence_margin", "equivalence_alpha"), "sample_size"]}),
         ("Readers", {"fields": ["readers", "reader_group"]}),
+        (
+            "Roles",
+            {
+                "fields": ["owners", "editors"],
+                "description": "Owners and editors (and superusers) see this study, its answer "
+                "key and its results; other staff see neither. Owners decide the roles.",
+            },
+        ),
         ("Dates", {"fields": ["created_at", "opened_at", "closed_at"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         return (
-            super()
-            .get_queryset(request)
+            Study.objects.for_staff(request.user)
             .select_related("cohort")
             .annotate(
                 n_readers=Count("assignments", distinct=True),
@@ -125,16 +132,26 @@ class StudyAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> list[str]:
         always = ["status", "created_at", "opened_at", "closed_at", "sample_size"]
-        return always + list(obj.locked_fields() if obj else ())
+        roles = [] if obj is None or self._owns(request, obj) else ["owners", "editors"]
+        return always + roles + list(obj.locked_fields() if obj else ())
+
+    @staticmethod
+    def _owns(request: HttpRequest, obj: Study) -> bool:
+        return request.user.is_superuser or obj.owners.filter(pk=request.user.pk).exists()
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        """Whoever creates a study owns it (and can then add owners and editors)."""
+        super().save_related(request, form, formsets, change)
+        if not change and not request.user.is_superuser:
+            form.instance.owners.add(request.user)
+        self._assign_readers(form.instance)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("instructions", DEFAULT_INSTRUCTIONS)
         return initial
 
-    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        study = form.instance
+    def _assign_readers(self, study: Study) -> None:
         if study.status == Study.Status.OPEN:
             for reader in study.eligible_readers():
                 study.assignment_for(reader)  # readers added to an open study get their trials
@@ -179,13 +196,14 @@ DEFAULT_INSTRUCTIONS = (
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
     list_display = ["id", "study", "kind", "label", "practice", "thumb", "responses_count"]
-    list_filter = ["study", "kind", "label", "practice"]
+    list_filter = [("study", admin.RelatedOnlyFieldListFilter), "kind", "label", "practice"]
     readonly_fields = ["study", "member", "tile", "kind", "label", "practice", "large_thumb"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
-        return (
+        return (  # a case's kind is the answer key: only on studies this account has a role on
             super()
             .get_queryset(request)
+            .filter(study__in=Study.objects.for_staff(request.user))
             .select_related("study", "tile")
             .annotate(n_responses=Count("responses"))
         )
@@ -209,11 +227,16 @@ class CaseAdmin(admin.ModelAdmin):
 @admin.register(Response)
 class ResponseAdmin(admin.ModelAdmin):
     list_display = ["answered_at", "reader", "study", "truth", "call", "confidence", "seconds"]
-    list_filter = ["case__study", "call", "case__kind"]
+    list_filter = [("case__study", admin.RelatedOnlyFieldListFilter), "call", "case__kind"]
     search_fields = ["reader__username"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Response]:
-        return super().get_queryset(request).select_related("reader", "case__study")
+        return (
+            super()
+            .get_queryset(request)
+            .filter(case__study__in=Study.objects.for_staff(request.user))
+            .select_related("reader", "case__study")
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

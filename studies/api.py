@@ -16,7 +16,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import ParseError, PermissionDenied, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response as ApiResponse
@@ -307,6 +307,17 @@ class StaffStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     permission_classes = [permissions.IsAdminUser]
     serializer_class = StudySerializer
     queryset = Study.objects.select_related("cohort")
+
+    def get_queryset(self):
+        if self.action == "list":  # only the studies this account has a role on
+            return Study.objects.for_staff(self.request.user).select_related("cohort")
+        return super().get_queryset()
+
+    def get_object(self) -> Study:
+        study = super().get_object()
+        if not Study.objects.for_staff(self.request.user).filter(pk=study.pk).exists():
+            raise PermissionDenied("you have no role on this study (owner or editor)")
+        return study
 
     @extend_schema(responses={200: ResultSerializer(many=True), **REFUSED})
     @action(detail=True, methods=["get"])

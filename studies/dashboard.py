@@ -7,6 +7,7 @@ import json
 import math
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
@@ -19,8 +20,13 @@ from studies.models import Study
 from studies.results import study_results
 
 
-def _study(pk: int) -> Study:
-    return get_object_or_404(Study.objects.select_related("cohort__generator"), pk=pk)
+def _study(request: HttpRequest, pk: int) -> Study:
+    """The study, for its owners, editors and superusers; 403 for other staff (the answer key
+    and results of a study are theirs to see), 404 where there is none."""
+    study = get_object_or_404(Study.objects.select_related("cohort__generator"), pk=pk)
+    if not Study.objects.for_staff(request.user).filter(pk=study.pk).exists():
+        raise PermissionDenied("you have no role on this study (owner or editor)")
+    return study
 
 
 def _method(request: HttpRequest) -> str:
@@ -31,7 +37,7 @@ def _method(request: HttpRequest) -> str:
 @staff_member_required
 @require_GET
 def study_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
-    study = _study(pk)
+    study = _study(request, pk)
     results = study_results(study, _method(request))
     figures = {}
     if results.readers:
@@ -54,7 +60,7 @@ class _Echo:
 @require_GET
 def export_responses(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     """Every response in one CSV file, streamed (no pagination, no size limit)."""
-    study = _study(pk)
+    study = _study(request, pk)
     writer = csv.writer(_Echo())
     response = StreamingHttpResponse(
         (writer.writerow(row) for row in response_rows(study)), content_type="text/csv"
@@ -66,7 +72,7 @@ def export_responses(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 @staff_member_required
 @require_GET
 def export_imrmc(request: HttpRequest, pk: int) -> StreamingHttpResponse:
-    study = _study(pk)
+    study = _study(request, pk)
     response = StreamingHttpResponse((line + "\n" for line in imrmc_lines(study)),
                                      content_type="text/csv")  # fmt: skip
     # iMRMC's command line and RJafroc take list-mode files by their .imrmc extension
@@ -88,7 +94,7 @@ def _finite(value):
 @staff_member_required
 @require_GET
 def export_statistics(request: HttpRequest, pk: int) -> JsonResponse:
-    results = study_results(_study(pk), _method(request))
+    results = study_results(_study(request, pk), _method(request))
     response = JsonResponse(_finite(json.loads(json.dumps(results.as_dict(), default=float))))
     response["Content-Disposition"] = f'attachment; filename="{results.study.name}-statistics.json"'
     return response

@@ -46,6 +46,15 @@ class Call(models.TextChoices):
 
 
 class StudyQuerySet(models.QuerySet):
+    def for_staff(self, user) -> StudyQuerySet:
+        """Studies whose configuration, answer key and results the user may see: all for a
+        superuser, else those where the user is an owner or an editor."""
+        if getattr(user, "is_superuser", False):
+            return self
+        if not getattr(user, "is_staff", False):
+            return self.none()
+        return self.filter(Q(owners=user) | Q(editors=user)).distinct()
+
     def for_reader(self, user) -> StudyQuerySet:
         """Open studies the user may read, and any study they already have trials in."""
         eligible = Q(readers=user) | Q(reader_group__in=user.groups.all())
@@ -133,6 +142,14 @@ class Study(models.Model):
     )
     reader_group = models.ForeignKey(
         Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="studies"
+    )
+    # who may see this study's answer key and results besides superusers: owners (who also
+    # decide the roles) and editors; other staff see neither
+    owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="owned_studies"
+    )
+    editors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="edited_studies"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     opened_at = models.DateTimeField(null=True, blank=True)

@@ -175,3 +175,56 @@ def test_deleting_a_study_with_answers_states_the_rule(admin_client, cohort, ali
     assert "permission to delete" not in text
     admin_client.post(reverse("admin:studies_study_delete", args=[study.pk]), {"post": "yes"})
     assert Study.objects.filter(pk=study.pk).exists()
+
+
+def test_staff_see_only_the_studies_they_have_a_role_on(cohort, alice):
+    """Model permissions let a helper into the admin; the role decides which studies, cases
+    and answers they see. Whoever creates a study owns it."""
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+
+    from studies.models import Response, Study
+    from tests.factories import UserFactory, open_study
+
+    study = open_study(cohort, [alice], name="secret", cases=4)
+    assignment = study.assignments.get(reader=alice)
+    trial = assignment.next_trial()
+    assignment.submit(trial.token, "real", 3)
+    perms = Permission.objects.filter(content_type__app_label__in=["studies", "generation"])
+    helper, editor = (UserFactory(username=n, is_staff=True) for n in ("helper", "editor"))
+    for user in (helper, editor):
+        user.user_permissions.set(perms)
+    study.editors.add(editor)
+    pages = {
+        "study": reverse("admin:studies_study_change", args=[study.pk]),
+        "studies": reverse("admin:studies_study_changelist"),
+        "cases": reverse("admin:studies_case_changelist"),
+        "answers": reverse("admin:studies_response_changelist"),
+        "api": reverse("api:study-list"),
+    }
+    for user, sees in ((helper, False), (editor, True)):
+        client = Client()
+        client.force_login(user)
+        change = client.get(pages["study"])
+        assert (change.status_code == 200) is sees, user
+        studies = client.get(pages["studies"]).content.decode()
+        assert ("secret" in studies) is sees
+        cases = client.get(pages["cases"]).content.decode()
+        assert (f"{study.cases.count()} cases" in cases or "secret" in cases) is sees
+        answers = client.get(pages["answers"]).content.decode()
+        assert ("1 response" in answers) is sees, answers[:200]
+        listed = [s["id"] for s in client.get(pages["api"]).json()]
+        assert (study.pk in listed) is sees
+    assert Response.objects.count() == 1
+
+    creator = Client()
+    creator.force_login(helper)
+    creator.post(reverse("admin:studies_study_add"), add_form(cohort, name="helpers-own"))
+    made = Study.objects.get(name="helpers-own")
+    assert list(made.owners.all()) == [helper]
+    change = creator.get(reverse("admin:studies_study_change", args=[made.pk])).content.decode()
+    assert 'name="owners"' in change  # an owner decides the roles
+    editor_client = Client()
+    editor_client.force_login(editor)
+    study_page = editor_client.get(pages["study"]).content.decode()
+    assert 'name="owners"' not in study_page  # an editor does not

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db
 
 LOGIN = "login"  # redirect to the reader login
 ADMIN_LOGIN = "admin-login"
-ROLES = ("anonymous", "reader", "other", "staff")
+# staff: a superuser; helper: staff without a role on the study; owner: staff who owns it
+ROLES = ("anonymous", "reader", "other", "staff", "helper", "owner")
 
 
 def named_patterns(resolver: URLResolver | None = None, prefix: str = "") -> set[str]:
@@ -52,6 +53,10 @@ def world(cohort, alice, bob, admin_user):
     clients["reader"].force_login(alice)
     clients["other"].force_login(bob)
     clients["staff"].force_login(admin_user)
+    clients["helper"].force_login(UserFactory(username="helper", is_staff=True))
+    owner = UserFactory(username="owner", is_staff=True)
+    study.owners.add(owner)
+    clients["owner"].force_login(owner)
     return {
         "study": study.pk,
         "a": mine.token,
@@ -113,6 +118,25 @@ TABLE = {
 }
 
 
+# what staff without a role on the study (helper) get where it differs from a superuser: the
+# answer key and results of a study are its owners' and editors'; the owner gets what a
+# superuser gets everywhere
+HELPER = {
+    "api:study-detail": 403,
+    "api:study-results": 403,
+    "dashboards:study": 403,
+    "dashboards:responses-csv": 403,
+    "dashboards:imrmc-csv": 403,
+    "dashboards:statistics-json": 403,
+}
+
+
+def expected_for(name: str) -> tuple:
+    """The row's four roles, then helper and owner."""
+    four = TABLE[name][2]
+    return (*four, HELPER.get(name, four[3]), four[3])
+
+
 def test_every_url_pattern_has_a_row():
     ours = {name for name in named_patterns() if not name.startswith("admin:")}
     assert ours == set(TABLE)
@@ -120,7 +144,8 @@ def test_every_url_pattern_has_a_row():
 
 @pytest.mark.parametrize("name", sorted(TABLE))
 def test_url_permissions(world, name):
-    method, arg_names, expected = TABLE[name]
+    method, arg_names, _ = TABLE[name]
+    expected = expected_for(name)
     args = [a[1:] if a.startswith("=") else world[a] for a in arg_names]
     url = reverse(name, args=args)
     body = {"call": "real", "confidence": "3"}
