@@ -122,6 +122,7 @@ def test_generated_requests_get_no_server_error_and_match_the_schema(wsgi_host, 
     reader = UserFactory(username="alice")
     staff = UserFactory(username="boss", is_staff=True)
     study = open_study(cohort_from_fixture_tiles(per_stratum=3), [reader], cases=6)
+    study.owners.add(staff)  # results are its owners' to read
     assignment = study.assignments.get(reader=reader)
     tally = Tally()
     started = time.perf_counter()

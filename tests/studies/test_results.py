@@ -129,7 +129,7 @@ def test_the_study_level_answer_carries_readers_and_cases(answered_study, admin_
     inference = results.inference
     own = [r.summary.auc.value for r in results.readers]
     assert inference.auc.estimate == pytest.approx(sum(own) / len(own))
-    assert own[0] == 1.0 and 0.3 < own[1] < 0.5  # alice perfect; bob's confidence is noise
+    assert own[0] == 1.0 and own[1] < 0.6  # alice perfect; bob calls all real, confidence noise
     assert (inference.readers, inference.cases) == (2, 12)
     assert inference.sensitivity.estimate == pytest.approx(0.5)  # alice 1, bob 0
     assert inference.specificity.estimate == pytest.approx(1.0)
