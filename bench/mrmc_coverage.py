@@ -42,17 +42,23 @@ def simulate(rng: np.random.Generator, readers: int, cases: int, mu: float, var_
     return truth[None, :] * (mu + reader) + case + both, truth
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def model_parser(description: str, var_r: float) -> argparse.ArgumentParser:
+    """The options every simulation bench shares: studies, the model's variances, the seed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--studies", type=int, default=1000)
+    parser.add_argument("--var-r", type=float, default=var_r)
+    parser.add_argument("--var-c", type=float, default=0.5)
+    parser.add_argument("--var-rc", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main() -> None:
+    parser = model_parser(__doc__.split("\n")[0], var_r=0.1)
     parser.add_argument("--readers", type=int, default=6)
     parser.add_argument("--cases", type=int, default=50)
     parser.add_argument("--mu", type=float, default=0.6)
-    parser.add_argument("--var-r", type=float, default=0.1)
-    parser.add_argument("--var-c", type=float, default=0.5)
-    parser.add_argument("--var-rc", type=float, default=0.5)
     parser.add_argument("--threshold", type=float, default=0.3)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     s2 = 2 * (args.var_c + args.var_rc)

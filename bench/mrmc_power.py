@@ -11,7 +11,6 @@ variance components as the MRMC analysis estimates them on average over the same
 
 from __future__ import annotations
 
-import argparse
 import math
 import platform
 import sys
@@ -24,22 +23,17 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.mrmc_coverage import simulate
+from bench.mrmc_coverage import model_parser, simulate
 from histostudy.mrmc import Design, analyse, equivalence
 from histostudy.mrmc.planning import Planning, equivalence_power
 from histostudy.statistics import wilson_interval
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--studies", type=int, default=1000)
+    parser = model_parser(__doc__.split("\n")[0], var_r=0.02)
     parser.add_argument("--auc", type=float, default=0.52)
     parser.add_argument("--margin", type=float, default=0.10)
     parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--var-r", type=float, default=0.02)
-    parser.add_argument("--var-c", type=float, default=0.5)
-    parser.add_argument("--var-rc", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     s = math.sqrt(2 * (args.var_c + args.var_rc) + args.var_r)
