@@ -25,9 +25,10 @@ class ApiResponses:
         if response.status_code >= 400 and not json:
             detail = DETAILS.get(response.status_code, response.reason_phrase)
             replaced = JsonResponse({"detail": detail}, status=response.status_code)
-            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-                if header in response:
-                    replaced[header] = response[header]
+            for header, value in response.items():  # security headers, Allow, Retry-After...
+                if header.lower() not in ("content-type", "content-length"):
+                    replaced[header] = value
+            replaced.cookies = response.cookies
             response = replaced
         patch_cache_control(response, private=True, no_store=True)
         return response

@@ -396,6 +396,7 @@ def test_api_errors_are_json_from_any_layer_and_nothing_is_cached(midway, alice_
                                                                   monkeypatch):  # fmt: skip
     unknown = alice_client.get("/api/v1/no-such-thing/")
     assert unknown.status_code == 404 and unknown.json() == {"detail": "Not found."}
+    assert unknown["X-Content-Type-Options"] == "nosniff"  # the site's headers stay
     theirs = alice_client.get(reverse("api:assignment-detail", args=[midway.theirs.token]))
     assert theirs.status_code == 404 and theirs["Content-Type"] == "application/json"
     mine = alice_client.get(reverse("api:assignment-detail", args=[midway.mine.token]))
