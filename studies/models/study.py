@@ -183,7 +183,7 @@ class Study(models.Model):
     def image(self, tile: Tile) -> bytes:
         """The tile as readers see it, rendered once per presentation and kept on disk."""
         presentation = self.presentation
-        cached = Path(settings.MEDIA_ROOT) / "presented" / presentation.key / tile.relpath
+        cached = self.presented_path(tile, presentation)
         try:
             return cached.read_bytes()
         except FileNotFoundError:
@@ -199,13 +199,18 @@ class Study(models.Model):
         earlier study left cached (a reused real tile): fetch time must not tell the kinds
         apart. Returns how many were rendered now."""
         rendered = 0
+        presentation = self.presentation
         tiles = Tile.objects.filter(cases__study=self).distinct()
         for tile in tiles.iterator(chunk_size=500):
-            cached = Path(settings.MEDIA_ROOT) / "presented" / self.presentation.key / tile.relpath
-            if not cached.exists():
+            if not self.presented_path(tile, presentation).exists():
                 self.image(tile)
                 rendered += 1
         return rendered
+
+    def presented_path(self, tile: Tile, presentation: Presentation | None = None) -> Path:
+        """Where the tile's presented image is kept, one folder per presentation setting."""
+        key = (presentation or self.presentation).key
+        return Path(settings.MEDIA_ROOT) / "presented" / key / tile.relpath
 
     @property
     def design(self) -> design.Design:
