@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
@@ -42,14 +43,27 @@ class AssignmentInline(ReadOnlyInline):
         return f"{obj.n_answered} / {obj.n_trials}"  # type: ignore[attr-defined]
 
 
+class StudyForm(forms.ModelForm):
+    """The admin's form (its fields come from StudyAdmin.fieldsets)."""
+
+    def clean(self) -> dict:
+        """Study.clean checks the design against every arm, before the form saves the further
+        arms (a many-to-many field is saved after the study): hand it the arms chosen here."""
+        cleaned = super().clean()
+        if "other_arms" in self.fields and "other_arms" in cleaned:
+            self.instance.pending_arms = list(cleaned["other_arms"])
+        return cleaned
+
+
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
+    form = StudyForm
     list_display = [
         "name", "title", "cohort", "status", "readers_count", "progress", "dashboard", "created_at",
     ]  # fmt: skip
     list_filter = ["status", "cohort"]
     search_fields = ["name", "title"]
-    filter_horizontal = ["readers", "owners", "editors"]
+    filter_horizontal = ["readers", "owners", "editors", "other_arms"]
     actions = ["open_studies", "close_studies"]
     inlines = [AssignmentInline]
     fieldsets = [
@@ -59,6 +73,7 @@ class StudyAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "cohort",
+                    "other_arms",
                     "cases_per_reader",
                     ("ratio_real", "ratio_synthetic"),
                     "stratify_by_label",
@@ -133,7 +148,9 @@ class StudyAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Study | None = None) -> list[str]:
         always = ["status", "created_at", "opened_at", "closed_at", "sample_size"]
         roles = [] if obj is None or self._owns(request, obj) else ["owners", "editors"]
-        return always + roles + list(obj.locked_fields() if obj else ())
+        locked = list(obj.locked_fields() if obj else ())
+        arms = ["other_arms"] if locked else []  # frozen with the design (Study, m2m_changed)
+        return always + roles + locked + arms
 
     @staticmethod
     def _owns(request: HttpRequest, obj: Study) -> bool:
@@ -142,6 +159,7 @@ class StudyAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         """Whoever creates a study owns it (and can then add owners and editors)."""
         super().save_related(request, form, formsets, change)
+        form.instance.__dict__.pop("pending_arms", None)  # saved: read them back from now on
         if not change and not request.user.is_superuser:
             form.instance.owners.add(request.user)
         self._assign_readers(form.instance)

@@ -249,6 +249,10 @@ class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
 
 class StudySerializer(serializers.ModelSerializer):
     cohort = serializers.CharField(source="cohort.name")
+    arms = serializers.SerializerMethodField(help_text="the cohorts read: the first, then others")
+
+    def get_arms(self, study: Study) -> list[str]:
+        return [cohort.name for cohort in study.arm_cohorts()]
 
     class Meta:
         model = Study
@@ -258,6 +262,7 @@ class StudySerializer(serializers.ModelSerializer):
             "title",
             "status",
             "cohort",
+            "arms",
             "cases_per_reader",
             "ratio_real",
             "ratio_synthetic",
@@ -306,11 +311,12 @@ class StaffStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     permission_classes = [permissions.IsAdminUser]
     serializer_class = StudySerializer
-    queryset = Study.objects.select_related("cohort")
+    queryset = Study.objects.select_related("cohort").prefetch_related("other_arms")
 
     def get_queryset(self):
         if self.action == "list":  # only the studies this account has a role on
-            return Study.objects.for_staff(self.request.user).select_related("cohort")
+            studies = Study.objects.for_staff(self.request.user)
+            return studies.select_related("cohort").prefetch_related("other_arms")
         return super().get_queryset()
 
     def get_object(self) -> Study:

@@ -23,7 +23,8 @@ from studies.results import study_results
 def _study(request: HttpRequest, pk: int) -> Study:
     """The study, for its owners, editors and superusers; 403 for other staff (the answer key
     and results of a study are theirs to see), 404 where there is none."""
-    study = get_object_or_404(Study.objects.select_related("cohort__generator"), pk=pk)
+    studies = Study.objects.select_related("cohort__generator").prefetch_related("other_arms")
+    study = get_object_or_404(studies, pk=pk)
     if not Study.objects.for_staff(request.user).filter(pk=study.pk).exists():
         raise PermissionDenied("you have no role on this study (owner or editor)")
     return study
@@ -47,7 +48,7 @@ def study_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "fool": mark_safe(plots.fool_rate_histogram(results)),
         }
     context = {"study": study, "results": results, "figures": figures,
-               "progress": study.assignments.count()}  # fmt: skip
+               "arms": study.arm_cohorts(), "progress": study.assignments.count()}  # fmt: skip
     return render(request, "studies/dashboard.html", context)
 
 

@@ -8,28 +8,30 @@ from histostudy import statistics as st
 from studies.models import Response, Study
 
 RESPONSE_COLUMNS = [
-    "study", "reader", "position", "practice", "case", "tile_sha256", "truth", "label",
+    "study", "reader", "position", "practice", "case", "tile_sha256", "truth", "label", "arm",
     "generator", "scheme", "prompt", "call", "confidence", "score", "served_at", "answered_at",
     "seconds", "first_served_at", "serve_count", "seconds_since_first_shown",
 ]  # fmt: skip
 
 
 def response_rows(study: Study) -> Iterator[list]:
-    """Header, then one row per response (practice included, flagged), in answer order."""
+    """Header, then one row per response (practice included, flagged), in answer order. A
+    synthetic tile's arm is the cohort it came with; a real tile serves every arm (blank)."""
     yield RESPONSE_COLUMNS
     responses = (
         Response.objects.filter(case__study=study)
-        .select_related("reader", "trial", "case__tile", "case__member")
+        .select_related("reader", "trial", "case__tile", "case__member__cohort__generator")
         .order_by("reader__username", "trial__position")
     )
-    generator = study.cohort.generator
     for r in responses.iterator(chunk_size=2000):
         synthetic = r.case.kind == st.POSITIVE
+        cohort = r.case.member.cohort
         first = r.trial.first_served_at or r.served_at  # answers stored before it was kept
         yield [
             study.name, r.reader.get_username(), r.trial.position, int(r.trial.practice),
             r.case_id, r.case.tile.sha256, r.case.kind, r.case.label,
-            generator.name if synthetic else "", generator.scheme if synthetic else "",
+            cohort.name if synthetic else "", cohort.generator.name if synthetic else "",
+            cohort.generator.scheme if synthetic else "",
             r.case.member.prompt, r.call, "" if r.confidence is None else r.confidence,
             st.ordinal_score(r.call, r.confidence), r.served_at.isoformat(),
             r.answered_at.isoformat(), f"{r.seconds:.3f}", first.isoformat(),
@@ -41,24 +43,35 @@ def imrmc_lines(study: Study) -> Iterator[str]:
     """iMRMC list mode: a free-text header, BEGIN DATA:, truth rows (-1, case, 0, 0|1), then
     (reader, case, modality, score) with the 10-level score; positive = synthetic.
 
+    One modality per arm, named after its cohort: a study with one arm has one modality (the
+    study's name); with several, each arm's synthetic tiles are read in its own modality and
+    every real tile's score is listed under every arm (the real tiles are shared), so that
+    iMRMC's multi-modality analysis sees the same design as the dashboard.
+
     iMRMC looks for its keys (NR:, N0:, N1:, NM:) anywhere in a header line, so the title
     line holds no colon: a study named e.g. pilot-run1 followed by one would read as N1."""
+    arms = [cohort.name for cohort in study.arm_cohorts()]
     scored = Response.objects.filter(case__study=study, trial__practice=False)
     rows = list(
         scored.order_by("reader__username", "case_id").values_list(
-            "reader__username", "case_id", "case__kind", "call", "confidence"
+            "reader__username", "case_id", "case__kind", "call", "confidence",
+            "case__member__cohort__name",
         )
-    )
-    truth = {case: kind == st.POSITIVE for _, case, kind, _, _ in rows}
+    )  # fmt: skip
+    truth = {case: kind == st.POSITIVE for _, case, kind, _, _, _ in rows}
     readers = sorted({r[0] for r in rows})
     yield f"HistoStudy reader study {study.name} (score 1-10, higher = more sure synthetic)"
     yield f"NR: {len(readers)}"
     yield f"N0: {sum(not t for t in truth.values())}"
     yield f"N1: {sum(truth.values())}"
-    yield "NM: 1"
+    yield f"NM: {len(arms)}"
     yield "BEGIN DATA:"
     for case in sorted(truth):
         yield f"-1,{case},0,{int(truth[case])}"
-    modality = study.name
-    for reader, case, _, call, confidence in rows:
-        yield f"{reader},{case},{modality},{st.ordinal_score(call, confidence)}"
+    for reader, case, kind, call, confidence, arm in rows:
+        score = st.ordinal_score(call, confidence)
+        if len(arms) == 1:
+            yield f"{reader},{case},{study.name},{score}"
+            continue
+        for modality in [arm] if kind == st.POSITIVE else arms:
+            yield f"{reader},{case},{modality},{score}"

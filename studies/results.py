@@ -14,6 +14,7 @@ import numpy as np
 
 from histostudy import mrmc
 from histostudy import statistics as st
+from studies.arms import ArmComparison, compare_arms
 from studies.models import Response, Study
 
 BLOCKS = 4  # the session split into quarters, to see a learning effect
@@ -34,6 +35,7 @@ class Row:
     seconds: float
     position: int  # among the reader's scored trials, 0-based
     n_trials: int
+    arm: str = ""  # synthetic tiles: the cohort (arm) they came with; real tiles serve every arm
 
 
 @dataclass
@@ -195,6 +197,7 @@ class StudyResults:
     breakdowns: dict[str, dict[str, Pooled]] = field(default_factory=dict)
     inference: Inference = field(default_factory=Inference)
     learning: st.Trend | None = None  # accuracy from the first to the last trial
+    arms: ArmComparison | None = None  # a study with several arms
 
     @property
     def cohen_summary(self) -> st.Headline:
@@ -222,6 +225,7 @@ class StudyResults:
             "headline": {k: vars(v) for k, v in self.headline.items()},
             "sentence": self.sentence,
             "mrmc": self.inference.as_dict(),
+            "arms": self.arms.as_dict() if self.arms else None,
             "learning_trend": asdict(self.learning) if self.learning else None,
             "readers": [{"reader": r.reader, **r.summary.as_dict()} for r in self.readers],
             "agreement": {
@@ -267,15 +271,17 @@ def fetch_rows(study: Study) -> list[Row]:
             "answered_at",
             "trial__position",
             "trial__assignment__n_trials",
+            "case__member__cohort__name",
         )
     )
     practice = study.practice_trials
     rows = []
-    for reader, case, kind, label, gen, scheme, call, conf, served, answered, pos, n in values:
+    for reader, case, kind, label, gen, scheme, call, conf, served, answered, pos, n, arm in values:
         rows.append(
             Row(
                 reader, case, kind, label, gen or "real", scheme or "real", call, conf,
                 (answered - served).total_seconds(), pos - practice, n - practice,
+                arm if kind == st.POSITIVE else "",
             )
         )  # fmt: skip
     return rows
@@ -353,8 +359,11 @@ def study_results(study: Study, method: str = "wilson") -> StudyResults:
         study, method, rows, readers, headline, fleiss, fleiss_cases, cohen,
         st.fool_rates([r.case for r in rows], [r.truth for r in rows], [r.call for r in rows]),
     )  # fmt: skip
-    results.breakdowns = breakdowns(rows, method)
+    arms = [cohort.name for cohort in study.arm_cohorts()]
+    results.breakdowns = breakdowns(rows, method, arms)
     results.inference = inference(rows, study.equivalence_margin, study.equivalence_alpha)
+    if len(arms) > 1:
+        results.arms = compare_arms(rows, arms, study.equivalence_margin, study.equivalence_alpha)
     results.learning = st.learning_trend([
         ([r.position / max(r.n_trials - 1, 1) for r in mine], [r.call == r.truth for r in mine])
         for mine in by_reader.values()
@@ -366,24 +375,26 @@ def _block(row: Row) -> int:
     return min(BLOCKS - 1, row.position * BLOCKS // max(row.n_trials, 1))
 
 
-def breakdowns(rows: list[Row], method: str) -> dict[str, dict[str, Pooled]]:
-    """Pooled answers by tissue label, by generator and prompt scheme (synthetic against all
-    real tiles), and by quarter of the reading session."""
+def breakdowns(
+    rows: list[Row], method: str, arms: list[str] | None = None
+) -> dict[str, dict[str, Pooled]]:
+    """Pooled answers by tissue label, by arm (several only), by generator and prompt scheme
+    (synthetic against all real tiles), and by quarter of the reading session."""
     out: dict[str, dict[str, Pooled]] = {}
     out["label"] = {
         name: pooled([r for r in rows if r.label == value], method)
         for value, name in ((0, "healthy"), (1, "tumour"))
     }
     real = [r for r in rows if r.truth != st.POSITIVE]
+    if arms and len(arms) > 1:
+        out["arm"] = {a: pooled([r for r in rows if r.arm == a] + real, method) for a in arms}
     for key in ("generator", "scheme"):
         groups = sorted({getattr(r, key) for r in rows if r.truth == st.POSITIVE})
         out[key] = {
             g: pooled([r for r in rows if getattr(r, key) == g] + real, method) for g in groups
         }
-    out["block"] = {}
-    for block in range(BLOCKS):
-        inside = [
-            r for r in rows if block == min(BLOCKS - 1, r.position * BLOCKS // max(r.n_trials, 1))
-        ]
-        out["block"][f"quarter {block + 1}"] = pooled(inside, method)
+    out["block"] = {
+        f"quarter {block + 1}": pooled([r for r in rows if _block(r) == block], method)
+        for block in range(BLOCKS)
+    }
     return out

@@ -130,8 +130,39 @@ def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5
     return cohort
 
 
+def second_arm(cohort: Cohort, name: str, scheme: str = "label") -> Cohort:
+    """Another arm for a study over `cohort`: a cohort of another generator (trained on no tile
+    here) with the same real tiles and new synthetic ones of the same labels."""
+    generator = generator_row(f"{name}-generator", cohort.real_dataset, scheme=scheme)
+    arm = Cohort.objects.create(
+        name=name, generator=generator, real_dataset=cohort.real_dataset, split=cohort.split,
+        size=cohort.size, seed=2, steps=2, guidance=3.0, scheduler="dpm++", plan=[],
+        completed_at=timezone.now(),
+    )  # fmt: skip
+    offset = 10_000 + 1_000 * Cohort.objects.count()
+    for i, member in enumerate(cohort.members.order_by("id")):
+        tile = member.tile
+        if member.kind == "synthetic":
+            sha = _store(fixture_pixels(offset + i, True))
+            tile = Tile.objects.create(
+                sha256=sha, kind="synthetic", label=member.label, split=tile.split, width=96,
+                height=96, provenance={"prompt": member.prompt, "generator": generator.name},
+                cohort=arm,
+            )  # fmt: skip
+        CohortMember.objects.create(
+            cohort=arm, tile=tile, kind=member.kind, position=member.position,
+            label=member.label, cluster=member.cluster, prompt=member.prompt,
+        )  # fmt: skip
+    return arm
+
+
 def open_study(
-    cohort: Cohort, readers: list, name: str = "turing-test", cases: int = 10, **fields
+    cohort: Cohort,
+    readers: list,
+    name: str = "turing-test",
+    cases: int = 10,
+    arms: tuple[Cohort, ...] = (),
+    **fields,
 ) -> Study:
     study = Study.objects.create(
         name=name,
@@ -143,5 +174,6 @@ def open_study(
         **fields,
     )
     study.readers.set(readers)
+    study.other_arms.set(arms)
     study.open()
     return study

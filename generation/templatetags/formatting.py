@@ -29,7 +29,9 @@ def interval(p) -> str:
 
 
 @register.filter
-def pvalue(value: float) -> str:
+def pvalue(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return DASH
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 

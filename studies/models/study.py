@@ -1,5 +1,5 @@
-"""A reader study over a cohort: its design, its lock once reading starts, its cases and each
-reader's assignment (drawn by studies.design)."""
+"""A reader study over one cohort or several (arms), its design, its lock once reading starts,
+its cases and each reader's assignment (drawn by studies.design)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.db.models.signals import m2m_changed
 from django.utils import timezone
 
 from generation.models import Cohort, CohortMember, Tile
 from generation.tiles import read_tile, write_atomic
 from histostudy.presentation import Presentation
 from studies import design
+from studies.models.arms import StudyArms, arms_frozen_once_opened
 
 if TYPE_CHECKING:  # a type only: reading.py imports this module
     from studies.models.reading import Assignment
@@ -63,7 +65,7 @@ class StudyQuerySet(models.QuerySet):
         ).distinct()
 
 
-class Study(models.Model):
+class Study(StudyArms, models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft"
         OPEN = "open"
@@ -99,7 +101,22 @@ class Study(models.Model):
     name = models.SlugField(max_length=100, unique=True, help_text="internal; readers never see it")
     title = models.CharField(max_length=200, help_text="shown to readers")
     instructions = models.TextField(help_text="shown to readers before their first trial")
-    cohort = models.ForeignKey(Cohort, on_delete=models.PROTECT, related_name="studies")
+    cohort = models.ForeignKey(
+        Cohort, on_delete=models.PROTECT, related_name="studies", help_text="the first arm"
+    )
+    # arms: cohorts of other generators or prompt schemes read in the same sessions, so that
+    # one study compares them (the MRMC test of arm differences on the dashboard)
+    other_arms = models.ManyToManyField(
+        Cohort,
+        blank=True,
+        related_name="arm_studies",
+        verbose_name="further arms",
+        help_text=(
+            "more cohorts of the same real dataset, read interleaved with the first: their real "
+            "tiles are pooled and shared by every arm, the synthetic cases split evenly across "
+            "the arms (raise the synthetic ratio to keep as many per arm)"
+        ),
+    )
     cases_per_reader = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     ratio_real = models.PositiveSmallIntegerField(default=1)
     ratio_synthetic = models.PositiveSmallIntegerField(default=1)
@@ -214,15 +231,15 @@ class Study(models.Model):
 
     @property
     def design(self) -> design.Design:
-        return design.Design(
-            self.cases_per_reader, self.ratio_real, self.ratio_synthetic, self.stratify_by_label
-        )
+        return self._design(self.cases_per_reader)
 
     @property
     def practice_design(self) -> design.Design:
-        return design.Design(
-            self.practice_trials, self.ratio_real, self.ratio_synthetic, self.stratify_by_label
-        )
+        return self._design(self.practice_trials)
+
+    def _design(self, n: int) -> design.Design:
+        arms = len(self.arm_cohorts()) or 1
+        return design.Design(n, self.ratio_real, self.ratio_synthetic, self.stratify_by_label, arms)
 
     @property
     def asks_confidence(self) -> bool:
@@ -245,21 +262,23 @@ class Study(models.Model):
         return self.DESIGN_FIELDS + (self.READ_FIELDS if self.has_responses() else ())
 
     def clean(self) -> None:
-        """One validator for admin, API and commands: the design must fit the cohort."""
+        """One validator for admin, API and commands: the design must fit the arms' cohorts."""
         if self.ratio_real == 0 and self.ratio_synthetic == 0:
             raise ValidationError({"ratio_synthetic": "real:synthetic ratio must not be 0:0"})
         self._check_locked()
         if self.cohort_id is None:
             return
-        if self.cohort.completed_at is None:
-            raise ValidationError({"cohort": f"cohort {self.cohort} is not complete yet"})
+        arms = self.arm_cohorts()
+        self._check_arms(arms)
         pool = self.cohort_pool()
         try:
             design.check_capacity(pool, self.practice_design)
             practice = set(design.draw(pool, self.practice_design, self.seed))
             design.check_capacity([c for c in pool if c.id not in practice], self.design)
         except design.DesignError as exc:
-            raise ValidationError({"cases_per_reader": str(exc)}) from exc
+            names = ", ".join(f"{i} = {c.name}" for i, c in enumerate(arms, 1))
+            where = f" (arms: {names})" if len(arms) > 1 else ""
+            raise ValidationError({"cases_per_reader": f"{exc}{where}"}) from exc
 
     def _check_locked(self) -> None:
         locked = self.locked_fields()
@@ -273,11 +292,6 @@ class Study(models.Model):
             raise ValidationError(
                 f"{', '.join(changed)} cannot change: readers have already read this study"
             )
-
-    def cohort_pool(self) -> list[design.PoolCase]:
-        """Every cohort member as a candidate case (member id, kind, label)."""
-        members = CohortMember.objects.filter(cohort_id=self.cohort_id)
-        return [design.PoolCase(*row) for row in members.values_list("id", "kind", "label")]
 
     def eligible_readers(self) -> models.QuerySet:
         from django.contrib.auth import get_user_model
@@ -310,7 +324,8 @@ class Study(models.Model):
     def _build_cases(self) -> None:
         pool = self.cohort_pool()
         practice = set(design.draw(pool, self.practice_design, self.seed))
-        members = CohortMember.objects.filter(cohort_id=self.cohort_id)
+        chosen = {c.id for c in pool}
+        members = CohortMember.objects.filter(cohort__in=self.arm_cohorts())
         _reading("Case").objects.bulk_create(
             _reading("Case")(
                 study=self,
@@ -321,6 +336,7 @@ class Study(models.Model):
                 practice=m.id in practice,
             )
             for m in members.only("id", "tile_id", "kind", "label")
+            if m.id in chosen
         )
 
     def assignment_for(self, reader) -> Assignment | None:
@@ -338,9 +354,10 @@ class Study(models.Model):
 
     def _create_assignment(self, reader) -> Assignment:
         seed = design.reader_seed(self.seed, reader.pk)
-        cases = list(self.cases.values_list("id", "kind", "label", "practice"))
-        practice = [design.PoolCase(i, k, lbl) for i, k, lbl, p in cases if p]
-        scored = [design.PoolCase(i, k, lbl) for i, k, lbl, p in cases if not p]
+        arm = {c.pk: i for i, c in enumerate(self.arm_cohorts())}
+        cases = list(self.cases.values_list("id", "kind", "label", "practice", "member__cohort_id"))
+        practice = [design.PoolCase(i, k, lbl, arm[c]) for i, k, lbl, p, c in cases if p]
+        scored = [design.PoolCase(i, k, lbl, arm[c]) for i, k, lbl, p, c in cases if not p]
         if self.case_selection == self.Selection.SHARED:
             chosen = design.shuffle(design.draw(scored, self.design, self.seed), seed)
         else:
@@ -360,3 +377,6 @@ class Study(models.Model):
 
 def _attname(field: str) -> str:
     return f"{field}_id" if field == "cohort" else field
+
+
+m2m_changed.connect(arms_frozen_once_opened, sender=Study.other_arms.through)

@@ -13,7 +13,13 @@ import pytest
 from playwright.sync_api import expect
 
 from studies.models import Response
-from tests.factories import PASSWORD, UserFactory, cohort_from_fixture_tiles, open_study
+from tests.factories import (
+    PASSWORD,
+    UserFactory,
+    cohort_from_fixture_tiles,
+    open_study,
+    second_arm,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,6 +144,30 @@ def test_staff_dashboard_in_the_browser(page, live_server, db):
         page.set_viewport_size({"width": 1400, "height": 900})
         page.screenshot(path=f"{os.environ['HISTOSTUDY_SCREENSHOTS']}/study-dashboard.png",
                         full_page=True)  # fmt: skip
+
+
+def test_two_arm_dashboard_in_the_browser(page, live_server, db):
+    from tests.studies.test_arms import read_arms
+
+    staff = UserFactory(username="researcher", is_staff=True, is_superuser=True)
+    readers = [UserFactory(username=f"pathologist{i}") for i in range(1, 7)]
+    first = cohort_from_fixture_tiles("morph-arm", per_stratum=10)
+    study = open_study(first, readers, cases=30, ratio_real=1, ratio_synthetic=2,
+                       arms=(second_arm(first, "label-arm"),))  # fmt: skip
+    read_arms(study, readers)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(staff.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:text('My studies')")
+    page.goto(f"{live_server.url}/dashboards/studies/{study.pk}/")
+    expect(page.locator("#arms tbody tr")).to_have_count(2)
+    expect(page.locator("#arm-differences")).to_contain_text("morph-arm - label-arm")
+    expect(page.locator("#arms-sentence")).to_contain_text("6 readers")
+    if os.environ.get("HISTOSTUDY_SCREENSHOTS"):
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.screenshot(path=f"{os.environ['HISTOSTUDY_SCREENSHOTS']}/study-dashboard-arms.png",
+                        clip={"x": 0, "y": 0, "width": 1400, "height": 900})  # fmt: skip
 
 
 def test_enter_with_nothing_chosen_says_what_is_missing(page, live_server, reader_study):
