@@ -1,8 +1,8 @@
 """Admin for the synthetic side: generators, cohorts, and the results measured on them."""
 
 from django.contrib import admin
-from django.db.models import Count
-from django.http import HttpRequest
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -120,9 +120,19 @@ class CohortAdmin(admin.ModelAdmin):
     ]
     exclude = ["plan"]
     inlines = [CohortMemberInline]
+    actions = ["study_of_arms"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made by generate_cohort
+
+    @admin.action(description="Create one reader study with the selected cohorts as its arms")
+    def study_of_arms(self, request: HttpRequest, queryset: QuerySet[Cohort]) -> HttpResponse:
+        """The paper's comparison as one study: the study form, its first arm and further arms
+        filled in (the form checks them when it is saved)."""
+        cohorts = list(queryset.order_by("pk").values_list("pk", flat=True))
+        others = ",".join(map(str, cohorts[1:]))
+        url = reverse("admin:studies_study_add") + f"?cohort={cohorts[0]}&other_arms={others}"
+        return HttpResponseRedirect(url)
 
     @admin.display(description="reader study")
     def new_study(self, obj: Cohort) -> str:

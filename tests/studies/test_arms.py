@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 from collections import Counter
 
 import numpy as np
@@ -266,3 +267,19 @@ def test_a_one_arm_study_has_no_arm_comparison(two_arms):
     study = open_study(first, [UserFactory(username="solo")], cases=12)
     assert study_results(study).arms is None
     assert "NM: 1" in list(imrmc_lines(study))
+
+
+def test_the_cohort_admin_starts_a_study_with_the_selected_cohorts_as_arms(two_arms, admin_client):
+    first, second = two_arms
+    page = admin_client.post(
+        "/admin/generation/cohort/",
+        {"action": "study_of_arms", "_selected_action": [first.pk, second.pk]},
+    )
+    assert page.status_code == 302
+    form = admin_client.get(page.url).content.decode()
+    # the study form opens with the older cohort as the first arm, the other as a further arm
+    cohort = re.search(r'<select name="cohort".*?</select>', form, re.S).group(0)
+    others = re.search(r'<select name="other_arms".*?</select>', form, re.S).group(0)
+    assert f'<option value="{first.pk}" selected>' in cohort
+    assert f'<option value="{second.pk}" selected>' in others
+    assert f'<option value="{first.pk}" selected>' not in others
