@@ -75,10 +75,10 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh page; any Content-Security-Policy violation it logs fails the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+def _watched_page(browser, **context):
+    """A fresh page in its own context; any Content-Security-Policy violation it logs fails
+    the test."""
+    context = browser.new_context(**context)
     page = context.new_page()
     violations: list[str] = []
     page.on(
@@ -88,3 +88,16 @@ def page(browser):
     yield page
     context.close()
     assert not violations, f"CSP violations: {violations}"
+
+
+@pytest.fixture
+def page(browser):
+    """A desktop browser window (1280 x 800)."""
+    yield from _watched_page(browser, viewport={"width": 1280, "height": 800})
+
+
+@pytest.fixture
+def phone(browser):
+    """A phone: 390 x 844 CSS pixels at 3 device pixels each, touch, mobile viewport rules."""
+    yield from _watched_page(browser, viewport={"width": 390, "height": 844},
+                             device_scale_factor=3, is_mobile=True, has_touch=True)  # fmt: skip

@@ -85,9 +85,94 @@
     }
   });
 
+  // The tile: as large as the study's magnification asks, or as fits the screen, at a whole
+  // number of device pixels per image pixel, so that every image pixel is drawn the same size
+  // (nearest neighbour, no resampling: real and synthetic tiles are scaled alike). The
+  // magnifier multiplies that by 2, 3 or 4 inside a view of the same size, which scrolls.
+  const img = document.getElementById("tile");
+  const view = document.getElementById("tile-view");
+  const magnifier = document.querySelector(".magnifier");
+  const zoomIn = document.getElementById("zoom-in");
+  const zoomOut = document.getElementById("zoom-out");
+  const zoomLevel = document.getElementById("zoom-level");
+  const hint = magnifier.querySelector(".hint");
+  const ZOOMS = [1, 2, 3, 4];
+  let zoom = 0;
+
+  function fittedSide() {
+    const native = img.naturalWidth;
+    const asked = Number(img.getAttribute("width"));
+    const frame = view.parentElement;
+    const style = getComputedStyle(frame);
+    const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+    const room = frame.parentElement.clientWidth - padding;
+    const dpr = window.devicePixelRatio || 1;
+    const perPixel = Math.max(1, Math.floor((Math.min(asked, room) * dpr) / native));
+    return (perPixel * native) / dpr;
+  }
+
+  function layout() {
+    if (!img.naturalWidth) return;
+    const side = fittedSide();
+    const centreX = (view.scrollLeft + view.clientWidth / 2) / (img.clientWidth || 1);
+    const centreY = (view.scrollTop + view.clientHeight / 2) / (img.clientHeight || 1);
+    const shown = side * ZOOMS[zoom];
+    view.style.width = `${side}px`;
+    view.style.height = `${side}px`;
+    img.style.maxWidth = "none";
+    img.style.width = `${shown}px`;
+    img.style.height = `${shown}px`;
+    view.classList.toggle("zoomed", zoom > 0);
+    view.scrollLeft = centreX * shown - side / 2;
+    view.scrollTop = centreY * shown - side / 2;
+    zoomLevel.textContent = `${ZOOMS[zoom]}x`;
+    zoomIn.disabled = zoom === ZOOMS.length - 1;
+    zoomOut.disabled = zoom === 0;
+    hint.hidden = zoom === 0;
+    magnifier.hidden = false;
+  }
+
+  function setZoom(step) {
+    zoom = Math.min(ZOOMS.length - 1, Math.max(0, zoom + step));
+    layout();
+  }
+
+  zoomIn.addEventListener("click", () => setZoom(1));
+  zoomOut.addEventListener("click", () => setZoom(-1));
+  window.addEventListener("resize", layout);
+  if (img.complete) layout();
+  else img.addEventListener("load", layout);
+
+  // drag to move a zoomed view with a mouse (touch screens scroll it natively)
+  let drag = null;
+  view.addEventListener("pointerdown", (event) => {
+    if (zoom === 0 || event.pointerType !== "mouse") return;
+    drag = { x: event.clientX, y: event.clientY, left: view.scrollLeft, top: view.scrollTop };
+    view.setPointerCapture(event.pointerId);
+  });
+  view.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    view.scrollLeft = drag.left - (event.clientX - drag.x);
+    view.scrollTop = drag.top - (event.clientY - drag.y);
+  });
+  view.addEventListener("pointerup", () => { drag = null; });
+
+  const PAN = { arrowleft: [-1, 0], arrowright: [1, 0], arrowup: [0, -1], arrowdown: [0, 1] };
+
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.ctrlKey || event.metaKey || sending) return;
     const key = event.key.toLowerCase();
+    if (key === "+" || key === "=" || key === "-") {
+      event.preventDefault();
+      setZoom(key === "-" ? -1 : 1);
+      return;
+    }
+    if (PAN[key] && zoom > 0) {
+      event.preventDefault();
+      const [dx, dy] = PAN[key];
+      view.scrollBy(dx * view.clientWidth / 4, dy * view.clientHeight / 4);
+      return;
+    }
     if (key === "r") choose("call", "real");
     else if (key === "s") choose("call", "synthetic");
     else if (needsConfidence && /^[1-5]$/.test(key)) choose("confidence", key);

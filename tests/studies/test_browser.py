@@ -86,6 +86,77 @@ def test_keyboard_only_reader_completes_a_study_with_a_reload(page, live_server,
     assert all(served <= answered for _, _, served, answered in stored)
 
 
+GEOMETRY = """i => {
+    const view = document.getElementById("tile-view").getBoundingClientRect();
+    return {left: view.left, right: view.right, top: view.top, bottom: view.bottom,
+            viewSide: view.width, shown: i.getBoundingClientRect().width,
+            dpr: window.devicePixelRatio, natural: i.naturalWidth,
+            pageWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
+            innerHeight: window.innerHeight, scrollLeft: i.parentElement.scrollLeft,
+            scale: window.visualViewport.scale};
+}"""
+
+
+@pytest.mark.parametrize("device", ["phone", "desktop"])
+def test_the_tile_fits_the_screen_zooms_and_keyboard_reading_completes(
+    request, live_server, reader_study, device
+):
+    """At 390 x 844 (a phone) and 1366 x 768: the whole tile on screen at whole device pixels
+    per image pixel, the magnifier (keys and buttons) and pinch zoom work, and a keyboard-only
+    reader completes the study."""
+    reader, _study = reader_study
+    page = request.getfixturevalue("phone" if device == "phone" else "page")
+    if device == "desktop":
+        page.set_viewport_size({"width": 1366, "height": 768})
+    sign_in(page, live_server)
+    page.get_by_role("link", name="Start").click()
+    page.locator("#begin").click()
+    tile = page.locator("#tile")
+    expect(tile).to_have_js_property("naturalWidth", 96)
+    expect(page.locator(".magnifier")).to_be_visible()
+    meta = page.locator('meta[name="viewport"]').get_attribute("content")
+    assert "user-scalable" not in meta and "maximum-scale" not in meta
+
+    g = tile.evaluate(GEOMETRY)
+    assert g["pageWidth"] <= g["innerWidth"]  # nothing cut off at the right
+    assert g["left"] >= 0 and g["right"] <= g["innerWidth"] and g["bottom"] <= g["innerHeight"]
+    per_pixel = g["shown"] * g["dpr"] / g["natural"]
+    assert per_pixel == int(per_pixel) and g["shown"] == g["viewSide"]
+    assert per_pixel == (10 if device == "phone" else 4)  # 320 CSS px at 3x; the study's 4x
+
+    page.keyboard.press("+")
+    expect(page.locator("#zoom-level")).to_have_text("2x")
+    zoomed = tile.evaluate(GEOMETRY)
+    assert zoomed["shown"] == 2 * g["shown"] and zoomed["viewSide"] == g["viewSide"]
+    page.keyboard.press("ArrowRight")
+    assert tile.evaluate(GEOMETRY)["scrollLeft"] > 0
+    if os.environ.get("HISTOSTUDY_SCREENSHOTS"):
+        page.keyboard.press("s")
+        page.keyboard.press("4")
+        name = "trial-phone.png" if device == "phone" else "trial-desktop-zoom.png"
+        page.screenshot(path=f"{os.environ['HISTOSTUDY_SCREENSHOTS']}/{name}")
+    page.locator("#zoom-in").click()
+    expect(page.locator("#zoom-level")).to_have_text("3x")
+    page.locator("#zoom-out").click()
+    page.keyboard.press("-")
+    expect(page.locator("#zoom-level")).to_have_text("1x")
+    assert tile.evaluate(GEOMETRY)["shown"] == g["shown"]
+
+    if device == "phone":  # the page allows pinch zoom: a two-finger pinch enlarges it
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Input.synthesizePinchGesture", {"x": 195, "y": 300, "scaleFactor": 2.0})
+        page.wait_for_function("window.visualViewport.scale > 1.5")
+        cdp.detach()
+
+    for n in range(1, 11):
+        expect(page.locator(".trial-progress span")).to_have_text(f"Tile {n} of 10")
+        page.keyboard.press(("r", "s")[n % 2])
+        page.keyboard.press(str(1 + n % 5))
+        page.keyboard.press("Enter")
+    page.wait_for_selector("#completed")
+    assert Response.objects.filter(reader=reader).count() == 10
+
+
 def test_mouse_reader_and_a_dropped_submit_is_retried_and_stored_once(
     page, live_server, reader_study
 ):
