@@ -125,10 +125,25 @@ class ConfidenceField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class ScreenTimeSerializer(serializers.Serializer):
+    """What the trial page measured of one serving: how long the tile was on screen."""
+
+    trial = serializers.CharField(max_length=32)
+    serving = serializers.IntegerField(min_value=1, help_text="the page's serving of the trial")
+    ms = serializers.IntegerField(min_value=0, max_value=10**10, help_text="visible time")
+
+
 class AnswerSerializer(serializers.Serializer):
     trial = serializers.CharField(max_length=32)
     call = serializers.ChoiceField(choices=Call.choices)
     confidence = ConfidenceField(min_value=1, max_value=5, required=False, allow_null=True)
+    serving = serializers.IntegerField(min_value=1, required=False)
+    on_screen_ms = serializers.IntegerField(min_value=0, max_value=10**10, required=False)
+
+    def validate(self, data: dict) -> dict:
+        if ("serving" in data) != ("on_screen_ms" in data):
+            raise serializers.ValidationError("serving and on_screen_ms go together")
+        return data
 
 
 class FeedbackSerializer(serializers.Serializer):
@@ -233,8 +248,11 @@ class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         answer = AnswerSerializer(data=request.data)
         answer.is_valid(raise_exception=True)
         data = answer.validated_data
+        screen = (data["serving"], data["on_screen_ms"]) if "serving" in data else None
         try:
-            stored, created = assignment.submit(data["trial"], data["call"], data.get("confidence"))
+            stored, created = assignment.submit(
+                data["trial"], data["call"], data.get("confidence"), screen
+            )
         except Trial.DoesNotExist:
             raise ValidationError(
                 {"trial": "no served trial with this id in this assignment"}
@@ -245,6 +263,25 @@ class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
             raise ValidationError(getattr(exc, "message_dict", {"detail": exc.messages})) from None
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return ApiResponse(StoredAnswerSerializer(stored).data, status=code)
+
+    @extend_schema(request=ScreenTimeSerializer, responses={204: None, **INVALID, **REFUSED})
+    @action(detail=True, methods=["post"], url_path="screen-time")
+    def screen_time(self, request: Request, token: str | None = None) -> ApiResponse:
+        """The page's time on screen for one serving of a trial, sent when the page is hidden
+        or closed; reports after the answer change nothing."""
+        assignment = self.get_object()
+        report = ScreenTimeSerializer(data=request.data)
+        report.is_valid(raise_exception=True)
+        data = report.validated_data
+        try:
+            assignment.record_screen_time(data["trial"], data["serving"], data["ms"])
+        except Trial.DoesNotExist:
+            raise ValidationError(
+                {"trial": "no served trial with this id in this assignment"}
+            ) from None
+        except DjangoValidationError as exc:
+            raise ValidationError(getattr(exc, "message_dict", {"detail": exc.messages})) from None
+        return ApiResponse(status=status.HTTP_204_NO_CONTENT)
 
 
 class StudySerializer(serializers.ModelSerializer):

@@ -10,7 +10,7 @@ from studies.models import Response, Study
 RESPONSE_COLUMNS = [
     "study", "reader", "position", "practice", "case", "tile_sha256", "truth", "label", "arm",
     "generator", "scheme", "prompt", "call", "confidence", "score", "served_at", "answered_at",
-    "seconds", "first_served_at", "serve_count", "seconds_since_first_shown",
+    "seconds", "first_served_at", "serve_count", "seconds_since_first_shown", "seconds_on_screen",
 ]  # fmt: skip
 
 
@@ -36,6 +36,7 @@ def response_rows(study: Study) -> Iterator[list]:
             st.ordinal_score(r.call, r.confidence), r.served_at.isoformat(),
             r.answered_at.isoformat(), f"{r.seconds:.3f}", first.isoformat(),
             r.trial.serve_count, f"{(r.answered_at - first).total_seconds():.3f}",
+            "" if r.on_screen_seconds is None else f"{r.on_screen_seconds:.3f}",
         ]  # fmt: skip
 
 

@@ -254,34 +254,28 @@ class StudyResults:
 
 
 def fetch_rows(study: Study) -> list[Row]:
-    """Every scored answer of the study in one query, ordered by reader and position."""
+    """Every scored answer of the study in one query, ordered by reader and position. A row's
+    seconds are the time on screen summed over servings where the page measured it, else the
+    time from the last serving to the answer."""
     values = (
         Response.objects.filter(case__study=study, trial__practice=False)
         .order_by("reader__username", "trial__position")
         .values_list(
-            "reader__username",
-            "case_id",
-            "case__kind",
-            "case__label",
-            "case__tile__cohort__generator__name",
-            "case__tile__cohort__generator__scheme",
-            "call",
-            "confidence",
-            "served_at",
-            "answered_at",
-            "trial__position",
-            "trial__assignment__n_trials",
-            "case__member__cohort__name",
+            "reader__username", "case_id", "case__kind", "case__label",
+            "case__tile__cohort__generator__name", "case__tile__cohort__generator__scheme",
+            "call", "confidence", "served_at", "answered_at", "trial__position",
+            "trial__assignment__n_trials", "case__member__cohort__name", "on_screen_seconds",
         )
-    )
+    )  # fmt: skip
     practice = study.practice_trials
     rows = []
-    for reader, case, kind, label, gen, scheme, call, conf, served, answered, pos, n, arm in values:
+    for (reader, case, kind, label, gen, scheme, call, conf, served, answered, pos, n, arm,
+         shown) in values:  # fmt: skip
+        seconds = shown if shown is not None else (answered - served).total_seconds()
         rows.append(
             Row(
-                reader, case, kind, label, gen or "real", scheme or "real", call, conf,
-                (answered - served).total_seconds(), pos - practice, n - practice,
-                arm if kind == st.POSITIVE else "",
+                reader, case, kind, label, gen or "real", scheme or "real", call, conf, seconds,
+                pos - practice, n - practice, arm if kind == st.POSITIVE else "",
             )
         )  # fmt: skip
     return rows

@@ -9,7 +9,48 @@
   const status = document.getElementById("status");
   const submit = document.getElementById("submit");
   const needsConfidence = form.dataset.confidence === "required";
+  const serving = Number(form.dataset.serving);
   let sending = false;
+  let answered = false;
+
+  // Time on screen: counted while the page is visible, from the moment the tile has loaded.
+  // The page reports it when it is hidden or closed (a reload, a closed tab, another app), so
+  // the server sums the servings of a trial; the answer carries this serving's time.
+  let visibleMs = 0;
+  let since = null;
+  const tileImage = document.getElementById("tile");
+  const now = () => performance.now();
+  function startClock() {
+    if (since === null && document.visibilityState === "visible") since = now();
+  }
+  function stopClock() {
+    if (since !== null) visibleMs += now() - since;
+    since = null;
+  }
+  const onScreen = () => Math.round(visibleMs + (since === null ? 0 : now() - since));
+  function reportScreenTime() {
+    if (answered || sending) return;
+    const csrf = form.querySelector('input[name="csrfmiddlewaretoken"]').value;
+    fetch(form.dataset.screenTime, {
+      method: "POST",
+      keepalive: true, // outlives the page being closed
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify({ trial: form.dataset.trial, serving, ms: onScreen() }),
+    }).catch(() => {});
+  }
+  if (tileImage.complete) startClock();
+  else tileImage.addEventListener("load", startClock);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") {
+      stopClock();
+      reportScreenTime();
+    } else if (tileImage.complete) startClock();
+  });
+  window.addEventListener("pagehide", () => {
+    stopClock();
+    reportScreenTime();
+  });
 
   function choose(name, value) {
     const input = form.querySelector(`input[name="${name}"][value="${value}"]`);
@@ -25,6 +66,8 @@
       trial: form.dataset.trial,
       call: call.value,
       confidence: confidence ? Number(confidence.value) : null,
+      serving,
+      on_screen_ms: onScreen(),
     };
   }
 
@@ -71,6 +114,7 @@
     status.textContent = "Saving…";
     try {
       const { stored, conflict } = await send(body);
+      answered = true;
       if (conflict) {
         const kept = stored.confidence ? `${stored.call}, confidence ${stored.confidence}` : stored.call;
         status.textContent = `This tile was already answered in another window (${kept}); ` +

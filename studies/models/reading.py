@@ -95,9 +95,37 @@ class Assignment(models.Model):
         trial.serve_count += 1
         return trial
 
-    def submit(self, trial_token: str, call: str, confidence: int | None) -> tuple[Response, bool]:
+    def record_screen_time(self, trial_token: str, serving: int, ms: int) -> None:
+        """Keep what the page reports of one serving's time on screen (its largest report, at
+        most the time since the tile was first served): the page reports when it is hidden or
+        closed, so a reload or a closed tab keeps the time the tile was actually shown."""
+        with transaction.atomic():
+            trial = (
+                self.trials.select_for_update()
+                .filter(token=trial_token, served_at__isnull=False)
+                .first()
+            )
+            if trial is None:
+                raise Trial.DoesNotExist(trial_token)
+            trial.check_serving(serving)
+            if Response.objects.filter(trial=trial).exists():
+                return  # the answer fixed the time on screen
+            ms = trial.bounded_ms(ms)
+            if ms > trial.screen_ms.get(str(serving), 0):
+                trial.screen_ms = {**trial.screen_ms, str(serving): ms}
+                trial.save(update_fields=["screen_ms"])
+
+    def submit(
+        self,
+        trial_token: str,
+        call: str,
+        confidence: int | None,
+        on_screen: tuple[int, int] | None = None,
+    ) -> tuple[Response, bool]:
         """Store the answer to a served trial once. Returns (response, created).
 
+        on_screen: (serving, milliseconds) the page measured for the serving it answers; the
+        time on screen stored is that plus the other servings' reported times.
         A retry of the same answer returns the stored response; a different answer to an
         answered trial raises AnswerLocked. Concurrent submits store exactly one row.
         """
@@ -105,6 +133,12 @@ class Assignment(models.Model):
         if trial is None:
             raise Trial.DoesNotExist(trial_token)
         validate_answer(self.study, call, confidence)
+        seconds_on_screen = None
+        if on_screen is not None:
+            serving, ms = on_screen
+            trial.check_serving(serving)
+            others = sum(v for k, v in trial.screen_ms.items() if k != str(serving))
+            seconds_on_screen = (others + trial.bounded_ms(ms)) / 1000
         if self.study.status != Study.Status.OPEN:
             stored = Response.objects.filter(trial=trial).first()
             if stored is not None and (stored.call, stored.confidence) == (call, confidence):
@@ -123,6 +157,7 @@ class Assignment(models.Model):
                     confidence=confidence,
                     served_at=trial.served_at,
                     answered_at=timezone.now(),
+                    on_screen_seconds=seconds_on_screen,
                 )
         except IntegrityError:
             response = Response.objects.get(trial=trial)
@@ -193,6 +228,8 @@ class Trial(models.Model):
     first_served_at = models.DateTimeField(null=True, blank=True)
     served_at = models.DateTimeField(null=True, blank=True, help_text="last time it was served")
     serve_count = models.PositiveIntegerField(default=0)
+    # milliseconds the page had the tile on screen, per serving ("1", "2", ...), as reported
+    screen_ms = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["assignment", "position"]
@@ -203,6 +240,19 @@ class Trial(models.Model):
 
     def __str__(self) -> str:
         return f"{self.assignment} #{self.position}"
+
+    def check_serving(self, serving: int) -> None:
+        if not 1 <= serving <= self.serve_count:
+            raise ValidationError(
+                {"serving": f"must be a serving of this trial (1 to {self.serve_count}), got "
+                            f"{serving}"}
+            )  # fmt: skip
+
+    def bounded_ms(self, ms: int) -> int:
+        """A reported time on screen, at most the time since the tile was first served (plus
+        a second of clock skew): a page cannot have shown the tile longer than that."""
+        since = timezone.now() - (self.first_served_at or self.served_at)
+        return max(0, min(int(ms), int(since.total_seconds() * 1000) + 1000))
 
 
 class Response(models.Model):
@@ -217,6 +267,12 @@ class Response(models.Model):
     confidence = models.PositiveSmallIntegerField(null=True, blank=True)
     served_at = models.DateTimeField()
     answered_at = models.DateTimeField()
+    on_screen_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="time the tile was on screen, summed over its servings, as the page measured "
+        "it; empty where the page ran no script",
+    )
 
     class Meta:
         ordering = ["answered_at"]

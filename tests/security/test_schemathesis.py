@@ -70,6 +70,8 @@ def answer_a_served_trial(case: Case, assignment: Assignment | None) -> None:
         return
     served = assignment.next_trial() or assignment.trials.order_by("-position").first()
     case.body["trial"] = served.token
+    if isinstance(case.body.get("serving"), int):  # a serving the page could have had
+        case.body["serving"] = 1 + case.body["serving"] % served.serve_count
 
 
 def fuzz(
@@ -146,6 +148,7 @@ def test_generated_requests_get_no_server_error_and_match_the_schema(wsgi_host, 
     assert tally.requests > 200
     # The fuzzing reached past the refusals: reads and stored answers were checked too.
     assert tally.by_status["POST /api/v1/assignments/{token}/responses/ 201"] > 0
+    assert tally.by_status["POST /api/v1/assignments/{token}/screen-time/ 204"] > 0
     assert tally.by_status["GET /api/v1/studies/{id}/results/ 200"] > 0
     assert Response.objects.filter(reader=reader).count() > 0
     assert not Response.objects.exclude(reader=reader).exists()

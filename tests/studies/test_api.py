@@ -156,8 +156,51 @@ def test_openapi_schema_is_valid_and_covers_every_endpoint(tmp_path, alice, api)
         "/api/v1/assignments/{token}/next/",
         "/api/v1/assignments/{token}/progress/",
         "/api/v1/assignments/{token}/responses/",
+        "/api/v1/assignments/{token}/screen-time/",
         "/api/v1/studies/",
         "/api/v1/studies/{id}/",
         "/api/v1/studies/{id}/results/",
     }
     assert api.get(reverse("api:schema")).status_code == 200
+
+
+def test_time_on_screen_is_summed_over_servings_bounded_and_frozen_by_the_answer(
+    study_with_two_readers, alice, api
+):
+    from datetime import timedelta
+
+    from studies.models import Trial
+
+    token = study_with_two_readers.assignments.get(reader=alice).token
+    first = next_trial(api, token)["trial"]["token"]
+    next_trial(api, token)  # a reload: serving 2 of the same trial
+    trial = Trial.objects.get(token=first)
+    Trial.objects.filter(pk=trial.pk).update(  # served 20 s ago, so reports up to 21 s count
+        first_served_at=trial.first_served_at - timedelta(seconds=20)
+    )
+    url = reverse("api:assignment-screen-time", args=[token])
+    for serving, ms in ((1, 4000), (1, 3000), (2, 500)):  # a smaller late report keeps 4 s
+        assert api.post(url, {"trial": first, "serving": serving, "ms": ms},
+                        format="json").status_code == 204  # fmt: skip
+    assert Trial.objects.get(pk=trial.pk).screen_ms == {"1": 4000, "2": 500}
+    # no serving 3 yet; a negative time; an unknown trial: each named
+    for body, field in (({"serving": 3, "ms": 1}, "serving"), ({"serving": 1, "ms": -1}, "ms"),
+                        ({"trial": "nope", "serving": 1, "ms": 1}, "trial")):  # fmt: skip
+        reply = api.post(url, {"trial": first} | body, format="json")
+        assert reply.status_code == 400 and field in reply.json()
+    answers = reverse("api:assignment-responses", args=[token])
+    half = {"trial": first, "call": "real", "confidence": 2, "serving": 2}
+    assert api.post(answers, half, format="json").status_code == 400  # without its time
+    reply = api.post(answers, half | {"on_screen_ms": 2500}, format="json")
+    assert reply.status_code == 201
+    stored = Response.objects.get(trial__token=first)
+    assert stored.on_screen_seconds == pytest.approx(6.5)  # 4 s, then 2.5 s of serving 2
+    api.post(url, {"trial": first, "serving": 1, "ms": 9000}, format="json")
+    assert Trial.objects.get(pk=trial.pk).screen_ms["1"] == 4000  # the answer froze it
+
+    # a page cannot have shown a tile longer than since it was first served (+1 s of skew)
+    second = next_trial(api, token)["trial"]["token"]
+    reply = api.post(answers, {"trial": second, "call": "real", "confidence": 2, "serving": 1,
+                               "on_screen_ms": 3_600_000}, format="json")  # fmt: skip
+    assert reply.status_code == 201
+    assert Response.objects.get(trial__token=second).on_screen_seconds < 5

@@ -145,6 +145,7 @@ def test_every_url_a_reader_sees_carries_opaque_tokens_only(walked):
         "next",
         "progress",
         "responses",
+        "screen-time",
         "static",
         "css",
         "js",

@@ -8,6 +8,7 @@ as a reader sees it (docs/trial-page.png comes from here).
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -155,6 +156,55 @@ def test_the_tile_fits_the_screen_zooms_and_keyboard_reading_completes(
         page.keyboard.press("Enter")
     page.wait_for_selector("#completed")
     assert Response.objects.filter(reader=reader).count() == 10
+
+
+def test_time_on_screen_survives_a_reload_and_a_closed_tab(browser, live_server, reader_study):
+    """The reading time recorded is the time the tile was on screen: a reload in the middle
+    counts both showings; a tab closed and reopened later counts the time away as nothing."""
+    reader, _study = reader_study
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    sign_in(page, live_server)
+    page.get_by_role("link", name="Start").click()
+    page.locator("#begin").click()
+    tile = page.locator("#tile")
+
+    def shown(p) -> float:
+        expect(p.locator("#tile")).to_have_js_property("complete", True)
+        return time.monotonic()
+
+    began = shown(page)
+    page.wait_for_timeout(2000)
+    page.reload()
+    expect(tile).to_have_js_property("complete", True)
+    page.wait_for_timeout(1000)
+    for key in ("r", "3", "Enter"):
+        page.keyboard.press(key)
+    reload_truth = time.monotonic() - began  # the reload's own gap is under a few 100 ms
+    expect(page.locator(".trial-progress span")).to_have_text("Tile 2 of 10")
+
+    trial_url = page.url
+    began = shown(page)
+    page.wait_for_timeout(2000)
+    closed = time.monotonic()
+    page.close()
+    time.sleep(3)  # away, the tab closed
+    page = context.new_page()
+    page.goto(trial_url)
+    reopened = shown(page)
+    page.wait_for_timeout(1000)
+    for key in ("s", "4", "Enter"):
+        page.keyboard.press(key)
+    closed_truth = (closed - began) + (time.monotonic() - reopened)
+    expect(page.locator(".trial-progress span")).to_have_text("Tile 3 of 10")
+    context.close()
+
+    first, second = Response.objects.filter(reader=reader).order_by("trial__position")
+    assert first.trial.serve_count == 2 and second.trial.serve_count == 2
+    for stored, truth in ((first, reload_truth), (second, closed_truth)):
+        assert abs(stored.on_screen_seconds - truth) < 0.5, (stored.on_screen_seconds, truth)
+    since_first = (second.answered_at - second.trial.first_served_at).total_seconds()
+    assert since_first > closed_truth + 2.5  # what the clock alone would have said
 
 
 def test_mouse_reader_and_a_dropped_submit_is_retried_and_stored_once(

@@ -102,6 +102,7 @@ TABLE = {
     "api:assignment-next": ("get", ["a"], (403, 200, 404, 404)),
     "api:assignment-progress": ("get", ["a"], (403, 200, 404, 404)),
     "api:assignment-responses": ("post", ["a"], (403, 201, 404, 404)),
+    "api:assignment-screen-time": ("post", ["a"], (403, 204, 404, 404)),
     "api:study-list": ("get", [], (403, 403, 403, 200)),
     "api:study-detail": ("get", ["study"], (403, 403, 403, 200)),
     "api:study-results": ("get", ["study"], (403, 403, 403, 200)),
@@ -151,6 +152,8 @@ def test_url_permissions(world, name):
     body = {"call": "real", "confidence": "3"}
     if name == "api:assignment-responses":
         body = {"trial": world["served"], "call": "real", "confidence": 3}
+    if name == "api:assignment-screen-time":
+        body = {"trial": world["served"], "serving": 1, "ms": 1500}
     for role, want in zip(ROLES, expected, strict=True):
         client = world["clients"][role]
         if method == "get":
