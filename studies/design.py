@@ -12,6 +12,7 @@ one seeded order. With one arm the draw is exactly that of a one-cohort study.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -108,6 +109,20 @@ def check_capacity(pool: Sequence[PoolCase], design: Design) -> None:
     strata = _strata(pool, design)
     for key, quota in design.largest_quotas().items():
         _need(key, quota, len(strata.get(key, [])))
+
+
+def largest_fitting(pool: Sequence[PoolCase], design: Design) -> int:
+    """The most cases per reader that fit the pool with the design's ratio, label balance and
+    arms (0 where not even one does): what to offer when a design does not fit."""
+    n = design.n
+    while n > 0:
+        try:
+            check_capacity(pool, dataclasses.replace(design, n=n))
+        except DesignError:
+            n -= 1
+        else:
+            return n
+    return 0
 
 
 def _need(key: Stratum, quota: int, available: int) -> None:

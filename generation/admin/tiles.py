@@ -19,7 +19,7 @@ from generation.models import (
 def thumbnail(tile: Tile, scale: int = 1) -> str:
     size = 96 * scale
     return format_html(
-        '<img src="{}" width="{}" height="{}" alt="tile {}" style="image-rendering: pixelated">',
+        '<img src="{}" width="{}" height="{}" alt="tile {}" class="tile-thumb">',
         reverse("generation:tile-image", args=[tile.pk]),
         size,
         size,

@@ -271,14 +271,25 @@ class Study(StudyArms, models.Model):
         arms = self.arm_cohorts()
         self._check_arms(arms)
         pool = self.cohort_pool()
+        names = ", ".join(f"{i} = {c.name}" for i, c in enumerate(arms, 1))
+        where = f" (arms: {names})" if len(arms) > 1 else ""
         try:
             design.check_capacity(pool, self.practice_design)
-            practice = set(design.draw(pool, self.practice_design, self.seed))
-            design.check_capacity([c for c in pool if c.id not in practice], self.design)
         except design.DesignError as exc:
-            names = ", ".join(f"{i} = {c.name}" for i, c in enumerate(arms, 1))
-            where = f" (arms: {names})" if len(arms) > 1 else ""
-            raise ValidationError({"cases_per_reader": f"{exc}{where}"}) from exc
+            most = design.largest_fitting(pool, self.practice_design)
+            raise ValidationError({"practice_trials": (
+                f"{exc}{where}; at most {most} practice trials fit this ratio"
+            )}) from exc  # fmt: skip
+        practice = set(design.draw(pool, self.practice_design, self.seed))
+        scored = [c for c in pool if c.id not in practice]
+        try:
+            design.check_capacity(scored, self.design)
+        except design.DesignError as exc:
+            most = design.largest_fitting(scored, self.design)
+            raise ValidationError({"cases_per_reader": (
+                f"{exc}{where}; the largest that fits: {most} cases per reader at this ratio"
+                + (" and these practice trials" if practice else "")
+            )}) from exc  # fmt: skip
 
     def _check_locked(self) -> None:
         locked = self.locked_fields()

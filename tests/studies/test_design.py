@@ -106,3 +106,17 @@ def test_fractional_kind_split_is_drawn_not_rounded_to_even():
     cases = pool()
     synthetic = [sum(1 for i in draw(cases, Design(1), seed) if i >= 20) for seed in range(200)]
     assert 60 < sum(synthetic) < 140  # the single practice case is synthetic about half the time
+
+
+def test_the_largest_fitting_design_is_the_last_that_passes():
+    from studies.design import largest_fitting
+
+    cases = pool(per_stratum=4)  # 4 of each kind x label
+    for ratio in ((1, 1), (1, 3), (2, 1)):
+        design = Design(40, *ratio)
+        most = largest_fitting(cases, design)
+        check_capacity(cases, Design(most, *ratio))
+        with pytest.raises(DesignError):
+            check_capacity(cases, Design(most + 1, *ratio))
+    assert largest_fitting(cases, Design(40, 1, 1)) == 16
+    assert largest_fitting([], Design(5)) == 0
