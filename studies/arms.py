@@ -27,13 +27,16 @@ class ArmComparison:
     arms: list[str]
     auc: mrmc.Analysis | None = None
     sensitivity: mrmc.Analysis | None = None
-    equivalence: list[mrmc.Equivalence] = field(default_factory=list)
+    # per arm; None where the arm's AUC has no variance to test (every reader perfect, say)
+    equivalence: list[mrmc.Equivalence | None] = field(default_factory=list)
     readers: int = 0
     problem: str = ""
     left_out: list[str] = field(default_factory=list)
 
     @property
-    def table(self) -> list[tuple[str, mrmc.Estimate, mrmc.Estimate | None, mrmc.Equivalence]]:
+    def table(
+        self,
+    ) -> list[tuple[str, mrmc.Estimate, mrmc.Estimate | None, mrmc.Equivalence | None]]:
         """(arm, AUC, sensitivity, equivalence) per arm, for the dashboard."""
         if self.auc is None:
             return []
@@ -58,7 +61,7 @@ class ArmComparison:
             "readers": self.readers,
             "auc": self.auc.as_dict() if self.auc else None,
             "sensitivity": self.sensitivity.as_dict() if self.sensitivity else None,
-            "equivalence": [asdict(e) for e in self.equivalence],
+            "equivalence": [asdict(e) if e else None for e in self.equivalence],
             "problem": self.problem,
             "left_out": self.left_out,
         }
@@ -98,10 +101,16 @@ def compare_arms(rows: list[Row], arms: list[str], margin: float, alpha: float) 
     names = tuple(arms), tuple(readers), tuple(map(str, cases))
     try:
         out.auc = mrmc.analyse(mrmc.Design(scores, truth, *names), "auc")
-        out.sensitivity = mrmc.analyse(mrmc.Design(calls, truth, *names), "sensitivity")
     except mrmc.MrmcError as exc:
-        out.auc = out.sensitivity = None
         out.problem = str(exc)
         return out
-    out.equivalence = [mrmc.equivalence(m, 0.5, margin, alpha) for m in out.auc.modalities]
+    try:
+        out.sensitivity = mrmc.analyse(mrmc.Design(calls, truth, *names), "sensitivity")
+    except mrmc.MrmcError:
+        out.sensitivity = None  # the AUC comparison stands without it
+    for estimate in out.auc.modalities:
+        try:
+            out.equivalence.append(mrmc.equivalence(estimate, 0.5, margin, alpha))
+        except mrmc.MrmcError:
+            out.equivalence.append(None)
     return out

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from histostudy import statistics as st
 from studies.models import Response, Study
 
+# new columns go at the end, so that scripts reading by position keep working
 RESPONSE_COLUMNS = [
-    "study", "reader", "position", "practice", "case", "tile_sha256", "truth", "label", "arm",
+    "study", "reader", "position", "practice", "case", "tile_sha256", "truth", "label",
     "generator", "scheme", "prompt", "call", "confidence", "score", "served_at", "answered_at",
     "seconds", "first_served_at", "serve_count", "seconds_since_first_shown", "seconds_on_screen",
+    "arm",
 ]  # fmt: skip
 
 
@@ -30,13 +32,14 @@ def response_rows(study: Study) -> Iterator[list]:
         yield [
             study.name, r.reader.get_username(), r.trial.position, int(r.trial.practice),
             r.case_id, r.case.tile.sha256, r.case.kind, r.case.label,
-            cohort.name if synthetic else "", cohort.generator.name if synthetic else "",
+            cohort.generator.name if synthetic else "",
             cohort.generator.scheme if synthetic else "",
             r.case.member.prompt, r.call, "" if r.confidence is None else r.confidence,
             st.ordinal_score(r.call, r.confidence), r.served_at.isoformat(),
             r.answered_at.isoformat(), f"{r.seconds:.3f}", first.isoformat(),
             r.trial.serve_count, f"{(r.answered_at - first).total_seconds():.3f}",
             "" if r.on_screen_seconds is None else f"{r.on_screen_seconds:.3f}",
+            cohort.name if synthetic else "",
         ]  # fmt: skip
 
 

@@ -157,9 +157,13 @@
 
   function layout() {
     if (!img.naturalWidth) return;
-    const side = fittedSide();
     const centreX = (view.scrollLeft + view.clientWidth / 2) / (img.clientWidth || 1);
     const centreY = (view.scrollTop + view.clientHeight / 2) / (img.clientHeight || 1);
+    // measure the room with the tile at its own size (the study's magnification, shrunk to
+    // fit), not at the size set last: a window made wider again gets the larger tile back
+    view.style.width = view.style.height = "";
+    img.style.width = img.style.height = img.style.maxWidth = "";
+    const side = fittedSide();
     const shown = side * ZOOMS[zoom];
     view.style.width = `${side}px`;
     view.style.height = `${side}px`;
@@ -211,7 +215,8 @@
       setZoom(key === "-" ? -1 : 1);
       return;
     }
-    if (PAN[key] && zoom > 0) {
+    if (PAN[key] && zoom > 0 && !form.contains(event.target)) {
+      // (inside the form the arrows move between the answers, as usual)
       event.preventDefault();
       const [dx, dy] = PAN[key];
       view.scrollBy(dx * view.clientWidth / 4, dy * view.clientHeight / 4);
@@ -221,6 +226,11 @@
     else if (key === "s") choose("call", "synthetic");
     else if (needsConfidence && /^[1-5]$/.test(key)) choose("confidence", key);
     else if (key === "enter") {
+      // Enter on a button or link outside the form (the magnifier, sign out) is theirs
+      const target = event.target;
+      if (target instanceof Element && target.closest("button, a") && !form.contains(target)) {
+        return;
+      }
       event.preventDefault();
       const body = answer();
       if (body.error) status.textContent = body.error; // the form's own check shows nothing

@@ -44,10 +44,18 @@ class StudyArms:
         if len(arms) < 2:
             return
         for cohort in arms:
+            trained = cohort.generator.training_tiles
+            if trained.count() != cohort.generator.tiles_trained:
+                raise ValidationError({"other_arms": (
+                    f"generator {cohort.generator} (arm {cohort}) has {trained.count()} of the "
+                    f"{cohort.generator.tiles_trained} tiles it trained on recorded, so its "
+                    f"training tiles cannot be held out of the shared real tiles"
+                )})  # fmt: skip
+            # by pixels, as cohort planning holds them out: a copy in another dataset counts
             leaked = Tile.objects.filter(
                 memberships__cohort__in=arms,
                 kind=Tile.Kind.REAL,
-                trained_generators=cohort.generator_id,
+                sha256__in=trained.values("sha256"),
             ).first()
             if leaked is not None:
                 raise ValidationError({"other_arms": (
@@ -74,7 +82,9 @@ class StudyArms:
 
 
 def arms_frozen_once_opened(sender, instance, action, reverse, pk_set, **kwargs) -> None:
-    """The arms are part of the design: once a study has been opened they cannot change."""
+    """The arms are part of the design: once a study has its cases (built when it first opens)
+    they cannot change. A backup being restored adds an opened study's arms before its cases,
+    so it passes."""
     if action not in ("pre_add", "pre_remove", "pre_clear"):
         return
     study = apps.get_model("studies", "Study")
@@ -84,7 +94,11 @@ def arms_frozen_once_opened(sender, instance, action, reverse, pk_set, **kwargs)
         studies = study.objects.filter(pk__in=pk_set)
     else:
         studies = study.objects.filter(other_arms=instance)
-    opened = studies.filter(opened_at__isnull=False).values_list("name", flat=True).first()
+    opened = (
+        studies.filter(opened_at__isnull=False, cases__isnull=False)
+        .values_list("name", flat=True)
+        .first()
+    )
     if opened is not None:
         raise ValidationError(
             f"other_arms cannot change: study {opened} has been opened and readers read its arms"

@@ -138,7 +138,8 @@ class Assignment(models.Model):
             serving, ms = on_screen
             trial.check_serving(serving)
             others = sum(v for k, v in trial.screen_ms.items() if k != str(serving))
-            seconds_on_screen = (others + trial.bounded_ms(ms)) / 1000
+            # the sum is bounded too: two windows showing the tile at once count once
+            seconds_on_screen = trial.bounded_ms(others + ms) / 1000
         if self.study.status != Study.Status.OPEN:
             stored = Response.objects.filter(trial=trial).first()
             if stored is not None and (stored.call, stored.confidence) == (call, confidence):

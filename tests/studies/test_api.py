@@ -169,6 +169,8 @@ def test_time_on_screen_is_summed_over_servings_bounded_and_frozen_by_the_answer
 ):
     from datetime import timedelta
 
+    from django.db.models import F
+
     from studies.models import Trial
 
     token = study_with_two_readers.assignments.get(reader=alice).token
@@ -198,9 +200,14 @@ def test_time_on_screen_is_summed_over_servings_bounded_and_frozen_by_the_answer
     api.post(url, {"trial": first, "serving": 1, "ms": 9000}, format="json")
     assert Trial.objects.get(pk=trial.pk).screen_ms["1"] == 4000  # the answer froze it
 
-    # a page cannot have shown a tile longer than since it was first served (+1 s of skew)
+    # a page cannot have shown a tile longer than since it was first served (+1 s of skew),
+    # nor can two servings (two windows side by side, say) add up to more
     second = next_trial(api, token)["trial"]["token"]
-    reply = api.post(answers, {"trial": second, "call": "real", "confidence": 2, "serving": 1,
+    next_trial(api, token)
+    Trial.objects.filter(token=second).update(first_served_at=F("first_served_at") - timedelta(
+        seconds=10))  # fmt: skip
+    api.post(url, {"trial": second, "serving": 1, "ms": 10_000}, format="json")
+    reply = api.post(answers, {"trial": second, "call": "real", "confidence": 2, "serving": 2,
                                "on_screen_ms": 3_600_000}, format="json")  # fmt: skip
     assert reply.status_code == 201
-    assert Response.objects.get(trial__token=second).on_screen_seconds < 5
+    assert 10 <= Response.objects.get(trial__token=second).on_screen_seconds < 12

@@ -4,6 +4,7 @@ real tiles shared, each arm analysed as an MRMC modality and the arms compared."
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import re
@@ -136,6 +137,8 @@ def test_an_arm_must_be_complete_of_the_same_real_dataset_and_held_out(two_arms,
 
     real = first.members.filter(kind="real").first().tile
     second.generator.training_tiles.add(real)  # the second generator trained on a shared tile
+    second.generator.tiles_trained = 1
+    second.generator.save()
     with pytest.raises(ValidationError, match="training set of generator label-arm-generator"):
         study.full_clean()
 
@@ -283,3 +286,39 @@ def test_the_cohort_admin_starts_a_study_with_the_selected_cohorts_as_arms(two_a
     assert f'<option value="{first.pk}" selected>' in cohort
     assert f'<option value="{second.pk}" selected>' in others
     assert f'<option value="{first.pk}" selected>' not in others
+
+
+def test_an_arm_every_reader_reads_perfectly_has_no_equivalence_test_and_still_shows(
+    read_two_arms, admin_client
+):
+    from studies.arms import compare_arms
+    from studies.results import fetch_rows
+
+    study = read_two_arms
+    rows = [  # every reader now calls every morph-arm tile synthetic at confidence 5
+        dataclasses.replace(r, call="synthetic", confidence=5) if r.arm == "morph-arm" else r
+        for r in fetch_rows(study)
+    ]
+    arms = compare_arms(rows, ["morph-arm", "label-arm"], 0.1, 0.05)
+    assert arms.auc.modalities[0].estimate == 1.0 and arms.equivalence[0] is None
+    assert arms.equivalence[1] is not None
+    assert arms.as_dict()["equivalence"][0] is None
+
+    # the same, stored: the dashboard shows the arm without a verdict
+    first, second = study.arm_cohorts()
+    readers = [UserFactory(username=f"sharp{i}") for i in range(3)]
+    sharp = open_study(first, readers, name="sharp", cases=24, ratio_real=1, ratio_synthetic=2,
+                       arms=(second,))  # fmt: skip
+    for reader in readers:
+        assignment = sharp.assignments.get(reader=reader)
+        while (trial := assignment.next_trial()) is not None:
+            k = trial.position
+            if trial.case.kind == "real":
+                answer = ("real", 1 + k % 5)
+            elif arm_of(trial.case) == "morph-arm":
+                answer = ("synthetic", 5)
+            else:
+                answer = ("synthetic", 1 + k % 3) if k % 2 else ("real", 1 + k % 4)
+            assignment.submit(trial.token, *answer)
+    page = admin_client.get(f"/dashboards/studies/{sharp.pk}/").content.decode()
+    assert "(no variance)</td>" in page

@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from studies.backup import data_models
 from studies.models import Response, Study
 from studies.results import study_results
-from tests.factories import UserFactory, cohort_from_fixture_tiles, open_study
+from tests.factories import UserFactory, cohort_from_fixture_tiles, open_study, second_arm
 from tests.studies.test_results import answer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,9 +33,11 @@ def wipe_database() -> None:
     call_command("flush", interactive=False, verbosity=0)
 
 
-def finished_study() -> Study:
+def finished_study(arms: bool = False) -> Study:
     readers = [UserFactory(username=f"reader{i}") for i in range(3)]
-    study = open_study(cohort_from_fixture_tiles(per_stratum=4), readers, cases=8)
+    cohort = cohort_from_fixture_tiles(per_stratum=4)
+    more = (second_arm(cohort, "label-arm"),) if arms else ()
+    study = open_study(cohort, readers, cases=8, arms=more)
     for i, reader in enumerate(readers):
         answer(study, reader, lambda kind, pos, i=i: (
             kind if (pos + i) % 3 else {"real": "synthetic", "synthetic": "real"}[kind],
@@ -45,10 +47,11 @@ def finished_study() -> Study:
     return study
 
 
+@pytest.mark.parametrize("arms", [False, True], ids=["one-cohort", "two-arms"])
 def test_backup_then_restore_into_an_empty_database_gives_identical_statistics(
-    tmp_path, isolated_storage
+    tmp_path, isolated_storage, arms
 ):
-    study = finished_study()
+    study = finished_study(arms)
     before = json.dumps(study_results(study).as_dict(), sort_keys=True, default=str)
     answers = sorted(Response.objects.values_list("reader__username", "case_id", "call",
                                                   "confidence", "answered_at"))  # fmt: skip

@@ -138,15 +138,32 @@ def test_the_tile_fits_the_screen_zooms_and_keyboard_reading_completes(
         page.screenshot(path=f"{os.environ['HISTOSTUDY_SCREENSHOTS']}/{name}")
     page.locator("#zoom-in").click()
     expect(page.locator("#zoom-level")).to_have_text("3x")
+    page.locator("#zoom-in").focus()
+    page.keyboard.press("Enter")  # Enter on the magnifier's button zooms; it answers nothing
+    expect(page.locator("#zoom-level")).to_have_text("4x")
+    assert not Response.objects.filter(reader=reader).exists()
+    page.locator('input[name="call"][value="real"]').focus()
+    page.keyboard.press("ArrowDown")  # in the form, the arrows move between the answers
+    expect(page.locator('input[name="call"][value="synthetic"]')).to_be_checked()
+    page.locator("#zoom-out").click()
     page.locator("#zoom-out").click()
     page.keyboard.press("-")
     expect(page.locator("#zoom-level")).to_have_text("1x")
     assert tile.evaluate(GEOMETRY)["shown"] == g["shown"]
+    if device == "desktop":  # a narrower window shrinks the tile; widened again, it grows back
+        page.set_viewport_size({"width": 400, "height": 768})
+        expect(tile).not_to_have_js_property("width", 384)
+        page.set_viewport_size({"width": 1366, "height": 768})
+        expect(tile).to_have_js_property("width", 384)
 
     if device == "phone":  # the page allows pinch zoom: a two-finger pinch enlarges it
         cdp = page.context.new_cdp_session(page)
         cdp.send("Input.synthesizePinchGesture", {"x": 195, "y": 300, "scaleFactor": 2.0})
-        page.wait_for_function("window.visualViewport.scale > 1.5")
+        for _ in range(50):  # (wait_for_function would eval a string: the CSP forbids it)
+            if page.evaluate("() => window.visualViewport.scale") > 1.5:
+                break
+            page.wait_for_timeout(100)
+        assert page.evaluate("() => window.visualViewport.scale") > 1.5
         cdp.detach()
 
     for n in range(1, 11):
