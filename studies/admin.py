@@ -114,8 +114,11 @@ class StudyAdmin(admin.ModelAdmin):
             return "Save the study to see its power."
         p = panel(obj)
         configured = (
-            format_html("As configured ({} readers x {} cases): power {}.", p.configured.readers,
-                        p.configured.cases, f"{p.configured.power:.0%}")
+            format_html("As configured ({} readers x {} cases{}): power {}.", p.configured.readers,
+                        p.configured.cases,
+                        f", per arm: every real tile and 1/{p.arms} of the synthetic ones"
+                        if p.arm_cases else "",
+                        f"{p.configured.power:.0%}")
             if p.configured else p.problem
         )  # fmt: skip
         rows = format_html_join(

@@ -5,7 +5,10 @@ Variance components come from the most recent closed study with the same case se
 response scale and a study-level analysis (a pilot), else from published defaults
 (histostudy.mrmc.planning.DEFAULT). The power assumes every reader reads the same cases; a
 study that gives each reader its own cases has no case covariance between readers, so its
-power is at least what is shown."""
+power is at least what is shown. With several arms, each arm's equivalence test reads every
+real tile and only its share of the synthetic ones: the power as configured is that of one
+arm, at that number of cases (an approximation: the planning model scales the case variance
+with the number of cases, not with positives and negatives apart)."""
 
 from __future__ import annotations
 
@@ -22,9 +25,11 @@ TARGET_POWER = 0.8
 @dataclass
 class Panel:
     planning: Planning
-    configured: Power | None  # this study's readers x cases_per_reader
+    configured: Power | None  # this study's readers x cases_per_reader (per arm with several)
     smallest: list[Power]
     problem: str = ""
+    arms: int = 1
+    arm_cases: int | None = None  # with several arms: the cases one arm's comparison reads
 
 
 def pilot_planning(study: Study) -> Planning:
@@ -53,10 +58,15 @@ def panel(study: Study) -> Panel:
     planning = pilot_planning(study)
     margin, alpha = study.equivalence_margin, study.equivalence_alpha
     readers = study.eligible_readers().count() if study.pk else 0
+    arms = len(study.arm_cohorts()) if study.pk else 1
+    cases, arm_cases = study.cases_per_reader, None
+    if arms > 1:  # each arm's AUC: every real tile read, and its share of the synthetic ones
+        real = cases * study.ratio_real / (study.ratio_real + study.ratio_synthetic)
+        arm_cases = cases = max(1, round(real + (cases - real) / arms))
     configured, smallest, problem = None, [], ""
     try:
         smallest = smallest_study(planning, TARGET_POWER, margin, alpha)
-        configured = equivalence_power(planning, readers, study.cases_per_reader, margin, alpha)
+        configured = equivalence_power(planning, readers, cases, margin, alpha)
     except MrmcError as exc:
         problem = f"as configured: {exc}"
-    return Panel(planning, configured, smallest, problem)
+    return Panel(planning, configured, smallest, problem, arms, arm_cases)

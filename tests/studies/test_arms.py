@@ -322,3 +322,18 @@ def test_an_arm_every_reader_reads_perfectly_has_no_equivalence_test_and_still_s
             assignment.submit(trial.token, *answer)
     page = admin_client.get(f"/dashboards/studies/{sharp.pk}/").content.decode()
     assert "(no variance)</td>" in page
+
+
+def test_the_sample_size_panel_gives_the_power_of_one_arm(two_arms, admin_client):
+    from studies.planning import panel
+
+    first, second = two_arms
+    readers = [UserFactory(username=f"p{i}") for i in range(4)]
+    one = open_study(first, readers, name="one-arm", cases=18, ratio_real=1, ratio_synthetic=2)
+    two = open_study(first, readers, name="two-arms", cases=18, ratio_real=1, ratio_synthetic=2,
+                     arms=(second,))  # fmt: skip
+    alone, split = panel(one), panel(two)
+    assert alone.arm_cases is None and split.arm_cases == 12  # 6 real + 12 / 2 synthetic
+    assert split.configured.se > alone.configured.se  # fewer cases per comparison
+    page = admin_client.get(f"/admin/studies/study/{two.pk}/change/").content.decode()
+    assert "4 readers x 12 cases, per arm: every real tile and 1/2 of the synthetic ones" in page
