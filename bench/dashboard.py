@@ -1,15 +1,16 @@
 """The study dashboard's time at a given size: readers x scored answers each.
 
-    .venv/bin/python bench/dashboard.py [--readers 20] [--responses 200] [--repeat 5]
+    .venv/bin/python bench/dashboard.py [--readers 20] [--responses 200] [--repeat 5] [--arms 2]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/dashboard.py
 
 Builds a throwaway database (SQLite in a temporary folder unless DATABASE_URL names one; a
 PostgreSQL run uses a fresh test database), a cohort of fixture tiles with `responses` cases
 of each kind, and a shared-case study every reader answers in full with a seeded mix of
-calls and confidences. Then it times, as a staff member's browser would see it, GET of the
-dashboard page (the per-reader statistics, the MRMC analysis of the study and of every
-breakdown, the plots) and of statistics.json; the table gives the median and the slowest of
---repeat runs.
+calls and confidences (with --arms K, K cohorts sharing their real tiles, read as one study's
+arms, so the page also runs the arms' MRMC comparison). Then it times, as a staff member's
+browser would see it, GET of the dashboard page (the per-reader statistics, the MRMC analysis
+of the study and of every breakdown, the plots) and of statistics.json; the table gives the
+median and the slowest of --repeat runs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=20)
     parser.add_argument("--responses", type=int, default=200, help="scored answers per reader")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--arms", type=int, default=1, help="cohorts read as one study's arms")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="histostudy-dashboard-"))
@@ -59,13 +61,14 @@ def run(args: argparse.Namespace, database: str) -> None:
     from django.urls import reverse
 
     from studies.models import Study
-    from tests.factories import UserFactory, cohort_from_fixture_tiles, open_study
+    from tests.factories import UserFactory, cohort_from_fixture_tiles, open_study, second_arm
 
     settings.ALLOWED_HOSTS = ["testserver"]
     started = time.perf_counter()
     cohort = cohort_from_fixture_tiles("bench-cohort", per_stratum=(args.responses + 3) // 4)
     readers = [UserFactory(username=f"reader{j:02d}") for j in range(args.readers)]
-    study = open_study(cohort, readers, name="bench-study", cases=args.responses)
+    arms = tuple(second_arm(cohort, f"bench-arm-{k}") for k in range(2, args.arms + 1))
+    study = open_study(cohort, readers, name="bench-study", cases=args.responses, arms=arms)
     rng = np.random.default_rng(0)
     for reader in readers:
         assignment = study.assignments.get(reader=reader)
@@ -82,8 +85,9 @@ def run(args: argparse.Namespace, database: str) -> None:
         "dashboard page": reverse("dashboards:study", args=[study.pk]),
         "statistics.json": reverse("dashboards:statistics-json", args=[study.pk]),
     }
-    print(f"\n{args.readers} readers x {args.responses} scored answers ({answers} answers "
-          f"stored), {connection_vendor()} ({database}); built in {built:.0f} s")  # fmt: skip
+    print(f"\n{args.readers} readers x {args.responses} scored answers, {args.arms} arm(s) "
+          f"({answers} cases answered), "
+          f"{connection_vendor()} ({database}); built in {built:.0f} s")  # fmt: skip
     print(f"{platform.node()}, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}\n")
     print(f"{'request':<18} {'median s':>9} {'max s':>7}  (of {args.repeat}, after one warm-up)")
     for name, url in urls.items():
