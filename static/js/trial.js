@@ -73,6 +73,21 @@
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+  // The server's reason, in words: its JSON errors ({"detail": [...]} or {"field": [...]})
+  // flattened, never the raw body
+  async function refusal(response) {
+    let body;
+    try {
+      body = await response.json();
+    } catch (err) {
+      return `The answer was not saved (error ${response.status}); please reload the page.`;
+    }
+    const messages = Object.values(body).flat().filter((m) => typeof m === "string");
+    const text = messages.join(" ") || `error ${response.status}`;
+    const sentence = text.charAt(0).toUpperCase() + text.slice(1);
+    return `The answer was not saved: ${sentence}${/[.!?]$/.test(sentence) ? "" : "."}`;
+  }
+
   async function send(body) {
     const csrf = form.querySelector('input[name="csrfmiddlewaretoken"]').value;
     for (let attempt = 0; ; attempt++) {
@@ -93,8 +108,8 @@
         return { stored: await response.json(), conflict: response.status === 409 };
       }
       if (response && response.status < 500 && response.status !== 429) {
-        const detail = await response.text();
-        throw new Error(response.status === 403 ? "Your session has ended; please sign in again." : detail);
+        if (response.status === 403) throw new Error("Your session has ended; please sign in again.");
+        throw new Error(await refusal(response));
       }
       status.textContent = "Saving your answer… (connection problem, retrying)";
       await sleep(Math.min(500 * 2 ** attempt, 8000));

@@ -371,3 +371,17 @@ def test_admin_pages_log_no_content_security_policy_violation(page, live_server,
         page.goto(f"{live_server.url}{path}")
         page.wait_for_load_state("networkidle")
     assert not errors, errors
+
+
+def test_a_study_closed_while_reading_says_so_in_words(page, live_server, reader_study):
+    _reader, study = reader_study
+    sign_in(page, live_server)
+    page.get_by_role("link", name="Start").click()
+    page.locator("#begin").click()
+    expect(page.locator("#tile")).to_have_js_property("complete", True)
+    study.close()
+    for key in ("r", "3", "Enter"):
+        page.keyboard.press(key)
+    expect(page.locator("#status")).to_have_text(
+        "The answer was not saved: This study is closed; no more answers are taken."
+    )
