@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, database: str) -> None:
         "statistics.json": reverse("dashboards:statistics-json", args=[study.pk]),
     }
     print(f"\n{args.readers} readers x {args.responses} scored answers, {args.arms} arm(s) "
-          f"({answers} cases answered), "
+          f"({answers} answers stored), "
           f"{connection_vendor()} ({database}); built in {built:.0f} s")  # fmt: skip
     print(f"{platform.node()}, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}\n")
     print(f"{'request':<18} {'median s':>9} {'max s':>7}  (of {args.repeat}, after one warm-up)")
