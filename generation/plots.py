@@ -74,7 +74,7 @@ def sample_grid(tiles: object, captions: list[str], out: Path, columns: int = 8)
         ax.axis("off")
     for ax, tile, caption in zip(axes.ravel(), tiles, captions, strict=False):
         ax.imshow(tile, interpolation="nearest")
-        ax.set_title(caption, fontsize=6)
+        ax.set_title(caption, fontsize=7)
     return save(fig, out)
 
 

@@ -64,7 +64,10 @@ class GeneratorAdmin(admin.ModelAdmin):
 
     def _preview(self, obj: Generator, kind: str, width: int) -> str:
         url = reverse("generation:generator-preview", args=[obj.pk, kind])
-        return format_html('<img src="{}" width="{}" alt="{} of {}">', url, width, kind, obj.name)
+        return format_html(  # readable at the page's width; the link opens it at full size
+            '<a href="{}" title="open at full size"><img src="{}" width="{}" alt="{} of {}" '
+            'class="generator-preview"></a>', url, url, width, kind, obj.name,
+        )  # fmt: skip
 
     @admin.display(description="samples (seeds 0-15, most common prompts)")
     def samples(self, obj: Generator) -> str:

@@ -64,6 +64,13 @@ def test_generation_dashboard_in_the_browser(
     for i in range(2):  # the sample grids load, not a broken image
         expect(grids.nth(i)).to_have_js_property("complete", True)
         assert grids.nth(i).evaluate("img => img.naturalWidth") > 100
+        # shown at its own size or the page's width, whichever is smaller, and a link to it
+        shown, natural, room = grids.nth(i).evaluate(
+            "img => [img.width, img.naturalWidth, img.closest('.figures').clientWidth]"
+        )
+        assert shown == min(natural, room) and shown > 600
+        href = grids.nth(i).evaluate("img => img.closest('a').href")
+        assert href == grids.nth(i).evaluate("img => img.src")
     if os.environ.get("HISTOSTUDY_SCREENSHOTS"):
         page.set_viewport_size({"width": 1400, "height": 900})
         page.screenshot(path=f"{os.environ['HISTOSTUDY_SCREENSHOTS']}/generation-dashboard.png",
