@@ -34,7 +34,7 @@ def test_dataset_and_tile_lists_with_thumbnails_and_filters(admin_client, import
         reverse("admin:generation_tile_changelist"), {"label": 1, "split": "valid", "kind": "real"}
     )
     assert tiles.status_code == 200
-    assert tiles.content.count(b'style="image-rendering: pixelated"') == 2
+    assert tiles.content.count(b'class="tile-thumb"') == 2
     for heading in (b"By label", b"By kind", b"By split", b"By dataset"):
         assert heading in tiles.content
     detail = admin_client.get(reverse("admin:generation_tile_change", args=[imported.pk]))

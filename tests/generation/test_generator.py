@@ -338,7 +338,7 @@ def test_registry_and_cohort_in_admin(tiny_generator, admin_client, client):
     cohort = Cohort.objects.get(name="adm")
     detail = admin_client.get(reverse("admin:generation_cohort_change", args=[cohort.pk]))
     assert detail.status_code == 200 and b"<th>cluster</th>" in detail.content
-    assert detail.content.count(b"image-rendering: pixelated") == 8
+    assert detail.content.count(b'class="tile-thumb"') == 8
 
 
 def test_a_budget_too_short_for_the_minimum_steps_fails_and_keeps_nothing(annotated):

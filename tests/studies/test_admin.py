@@ -71,7 +71,7 @@ def test_create_from_cohort_pick_readers_open_and_watch_progress(admin_client, c
     cases = admin_client.get(
         reverse("admin:studies_case_changelist"), {"study__id__exact": study.pk}
     )
-    assert cases.content.count(b'style="image-rendering: pixelated"') == 20
+    assert cases.content.count(b'class="tile-thumb"') == 20
 
 
 def test_a_design_the_cohort_cannot_satisfy_is_a_form_error(admin_client, cohort):
