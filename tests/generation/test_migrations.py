@@ -15,16 +15,24 @@ AFTER = ("generation", "0009_results_generator_foreign_key")
 
 
 def migrate(target: tuple[str, str]):
-    """Migrate the test database to `target`; the models of that state."""
+    """Migrate the test database to `target`; the models of that state. Going back unapplies
+    the other apps' migrations that depend on later ones (studies' arms need generation's
+    training tiles): `restore` applies every app's again."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate([target])
     return executor.loader.project_state([target]).apps
 
 
+def restore() -> None:
+    """Every app back at its latest migration, as the other tests expect."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
 def test_results_that_recorded_a_generator_name_get_the_generator():
-    leaf = MigrationExecutor(connection).loader.graph.leaf_nodes("generation")
     try:
         old = migrate(BEFORE)
         # Dataset, Generator and Cohort have the same tables in both states
@@ -75,12 +83,11 @@ def test_results_that_recorded_a_generator_name_get_the_generator():
         }
         assert NewUtility.objects.get(pk=utility).generator_id == generators["gen-label"].pk
     finally:
-        migrate(leaf[0])
+        restore()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_training_lists_on_disk_become_the_training_tiles_relation(tmp_path):
-    leaf = MigrationExecutor(connection).loader.graph.leaf_nodes("generation")
     try:
         migrate(("generation", "0009_results_generator_foreign_key"))
         dataset = Dataset.objects.create(name="ds")
@@ -113,4 +120,4 @@ def test_training_lists_on_disk_become_the_training_tiles_relation(tmp_path):
             "without-list": [],
         }
     finally:
-        migrate(leaf[0])
+        restore()
