@@ -75,29 +75,32 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-def _watched_page(browser, **context):
-    """A fresh page in its own context; any Content-Security-Policy violation it logs fails
-    the test."""
+def _watched_page(browser, request, **context):
+    """A fresh page in its own context. Any console error it logs fails the test: a
+    Content-Security-Policy violation always, anything else (a missing favicon, a failed
+    request) unless the test's `console_errors` marker names it as provoked on purpose."""
     context = browser.new_context(**context)
     page = context.new_page()
-    violations: list[str] = []
-    page.on(
-        "console",
-        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
-    )
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     yield page
     context.close()
+    violations = [e for e in errors if "Content Security Policy" in e]
     assert not violations, f"CSP violations: {violations}"
+    marker = request.node.get_closest_marker("console_errors")
+    expected = marker.args if marker else ()
+    unexpected = [e for e in errors if not any(part in e for part in expected)]
+    assert not unexpected, f"console errors: {unexpected}"
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     """A desktop browser window (1280 x 800)."""
-    yield from _watched_page(browser, viewport={"width": 1280, "height": 800})
+    yield from _watched_page(browser, request, viewport={"width": 1280, "height": 800})
 
 
 @pytest.fixture
-def phone(browser):
+def phone(browser, request):
     """A phone: 390 x 844 CSS pixels at 3 device pixels each, touch, mobile viewport rules."""
-    yield from _watched_page(browser, viewport={"width": 390, "height": 844},
+    yield from _watched_page(browser, request, viewport={"width": 390, "height": 844},
                              device_scale_factor=3, is_mobile=True, has_touch=True)  # fmt: skip

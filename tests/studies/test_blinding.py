@@ -159,7 +159,9 @@ def test_every_url_a_reader_sees_carries_opaque_tokens_only(walked):
             path = link[0] or link[1]
             for part in filter(None, path.split("/")):
                 assert (
-                    part in fixed or re.fullmatch(TOKEN, part) or part.endswith((".css", ".js", ".svg"))
+                    part in fixed
+                    or re.fullmatch(TOKEN, part)
+                    or part.endswith((".css", ".js", ".svg"))
                 ), f"{url}: {path} has a non-opaque part {part!r}"
 
 

@@ -224,6 +224,7 @@ def test_time_on_screen_survives_a_reload_and_a_closed_tab(browser, live_server,
     assert since_first > closed_truth + 2.5  # what the clock alone would have said
 
 
+@pytest.mark.console_errors("Failed to load resource")
 def test_mouse_reader_and_a_dropped_submit_is_retried_and_stored_once(
     page, live_server, reader_study
 ):
@@ -320,6 +321,7 @@ def test_enter_with_nothing_chosen_says_what_is_missing(page, live_server, reade
     assert not Response.objects.exists()
 
 
+@pytest.mark.console_errors("Failed to load resource")
 def test_an_answer_from_another_window_is_kept_and_the_page_says_so(
     page, live_server, reader_study
 ):
@@ -373,6 +375,7 @@ def test_admin_pages_log_no_content_security_policy_violation(page, live_server,
     assert not errors, errors
 
 
+@pytest.mark.console_errors("Failed to load resource")
 def test_a_study_closed_while_reading_says_so_in_words(page, live_server, reader_study):
     _reader, study = reader_study
     sign_in(page, live_server)
