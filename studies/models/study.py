@@ -273,23 +273,12 @@ class Study(StudyArms, models.Model):
         pool = self.cohort_pool()
         names = ", ".join(f"{i} = {c.name}" for i, c in enumerate(arms, 1))
         where = f" (arms: {names})" if len(arms) > 1 else ""
-        try:
-            design.check_capacity(pool, self.practice_design)
-        except design.DesignError as exc:
-            most = design.largest_fitting(pool, self.practice_design)
-            raise ValidationError({"practice_trials": (
-                f"{exc}{where}; at most {most} practice trials fit this ratio"
-            )}) from exc  # fmt: skip
+        _fit(pool, self.practice_design, "practice_trials", f"{where}; at most {{}} practice "
+             "trials fit this ratio")  # fmt: skip
         practice = set(design.draw(pool, self.practice_design, self.seed))
-        scored = [c for c in pool if c.id not in practice]
-        try:
-            design.check_capacity(scored, self.design)
-        except design.DesignError as exc:
-            most = design.largest_fitting(scored, self.design)
-            raise ValidationError({"cases_per_reader": (
-                f"{exc}{where}; the largest that fits: {most} cases per reader at this ratio"
-                + (" and these practice trials" if practice else "")
-            )}) from exc  # fmt: skip
+        _fit([c for c in pool if c.id not in practice], self.design, "cases_per_reader",
+             f"{where}; the largest that fits: {{}} cases per reader at this ratio"
+             + (" and these practice trials" if practice else ""))  # fmt: skip
 
     def _check_locked(self) -> None:
         locked = self.locked_fields()
@@ -384,6 +373,16 @@ class Study(StudyArms, models.Model):
             for i, case_id in enumerate(order)
         )
         return assignment
+
+
+def _fit(pool: list[design.PoolCase], plan: design.Design, field: str, advice: str) -> None:
+    """ValidationError on `field` unless the plan fits the pool; `advice` gets the largest
+    size that fits in its {}."""
+    try:
+        design.check_capacity(pool, plan)
+    except design.DesignError as exc:
+        most = design.largest_fitting(pool, plan)
+        raise ValidationError({field: f"{exc}{advice.format(most)}"}) from exc
 
 
 def _attname(field: str) -> str:

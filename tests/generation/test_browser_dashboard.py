@@ -13,8 +13,9 @@ from playwright.sync_api import expect
 from generation.annotation.embeddings import default_inception_weights
 from generation.generators import train_generator
 from generation.models import FidResult, UtilityResult
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import UserFactory
 from tests.generation.conftest import fixture_cohort
+from tests.studies.test_browser import sign_in_staff
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -48,11 +49,7 @@ def test_generation_dashboard_in_the_browser(
     with django_assert_max_num_queries(QUERY_BOUND):  # not one query per result row
         assert client.get("/dashboards/generation/").status_code == 200
 
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(staff.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("h1:text('My studies')")
+    sign_in_staff(page, live_server, staff)
     page.goto(f"{live_server.url}/dashboards/generation/")
     fid_rows = page.locator("#fid-table tbody tr")
     assert fid_rows.count() == FidResult.objects.filter(floor=False).count() == 6

@@ -43,6 +43,14 @@ def sign_in(page, live_server) -> None:
     page.wait_for_selector("h1:text('My studies')")
 
 
+def sign_in_staff(page, live_server, staff) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(staff.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:text('My studies')")
+
+
 def heading(page) -> str:
     return page.locator(".trial-progress span").inner_text()
 
@@ -271,11 +279,7 @@ def test_staff_dashboard_in_the_browser(page, live_server, db):
         answer(study, reader, lambda kind, pos, i=i, flip=flip: (
             kind if (pos * 7 + i) % 10 < 4 + i else flip[kind], 1 + (pos + i) % 5,
         ))  # fmt: skip
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(staff.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("h1:text('My studies')")
+    sign_in_staff(page, live_server, staff)
     page.goto(f"{live_server.url}/dashboards/studies/{study.pk}/")
     assert "6 readers, 144 scored answers" in page.locator("#headline").inner_text()
     assert page.locator(".figures svg").count() == 3
@@ -294,11 +298,7 @@ def test_two_arm_dashboard_in_the_browser(page, live_server, db):
     study = open_study(first, readers, cases=30, ratio_real=1, ratio_synthetic=2,
                        arms=(second_arm(first, "label-arm"),))  # fmt: skip
     read_arms(study, readers)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(staff.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("h1:text('My studies')")
+    sign_in_staff(page, live_server, staff)
     page.goto(f"{live_server.url}/dashboards/studies/{study.pk}/")
     expect(page.locator("#arms tbody tr")).to_have_count(2)
     expect(page.locator("#arm-differences")).to_contain_text("morph-arm - label-arm")
