@@ -82,7 +82,9 @@ def draw_pairs(pool: Sequence[PairCase], n: int, seed: int) -> list[Pair]:
     healthy = n // 2 + (n % 2 and int(rng.integers(0, 2)) == 0)
     chosen = []
     for label, quota in ((0, healthy), (1, n - healthy)):
-        found = sorted(by_label[label], key=lambda p: p[3] != "cluster")  # cluster matches first
+        matched = by_label[label]
+        shuffled = [matched[i] for i in rng.permutation(len(matched))]  # no cluster favoured
+        found = sorted(shuffled, key=lambda p: p[3] != "cluster")  # cluster matches first
         if quota > len(found):
             name = ("healthy", "tumour")[label]
             raise PairingError(

@@ -42,6 +42,11 @@ def test_pairs_match_label_and_cluster_use_each_tile_once_and_balance_sides():
         assert abs(labels[0] - labels[1]) == 1
         left = Counter(p.synthetic_side for p in pairs)
         assert abs(left["left"] - left["right"]) == 1
+    # a few pairs come from every cluster across seeds, not from the first clusters only
+    clusters = Counter(
+        by_id[p.real].cluster for seed in range(30) for p in draw_pairs(cases, 4, seed)
+    )
+    assert set(clusters) == {0, 1, 2}
     assert draw_pairs(cases, 15, 3) == draw_pairs(cases, 15, 3)
     assert draw_pairs(cases, 15, 3) != draw_pairs(cases, 15, 4)
 
