@@ -101,7 +101,7 @@ def start_gunicorn(env: dict, port: int, workers: int, threads: int) -> subproce
 
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 TRIAL = re.compile(r'data-trial="([^"]+)"')
-IMAGE = re.compile(r'<img src="([^"]+)"')
+IMAGE = re.compile(r'<img id="tile" src="([^"]+)"')
 
 
 def read_study(args: tuple) -> dict:
