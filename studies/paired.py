@@ -4,8 +4,12 @@ pair, which side each goes on, and what the answers say. No Django here.
 A pair is a real and a synthetic tile of the same label and, where the pool allows, the same
 morphology cluster; the reader says which one is synthetic. Chance is exactly 0.5 whatever a
 reader's bias, so accuracy compares across readers and studies. Each tile is used in one pair
-at most; sides are balanced per reader (half the pairs with the synthetic tile on the left, an
-odd one by a seeded draw), and the same pool and seed always give the same pairs.
+at most; sides are balanced for each draw (half the pairs with the synthetic tile on the
+left, an odd one by a seeded draw: a reader's own sides of shared pairs come from `sides`
+with the reader's seed), and the same pool and seed always give the same pairs. Pairs matched
+on cluster come first, so a synthetic tile of a morphology with no real counterpart is paired
+only when the cluster-matched ones run out: a study that must include those should draw its
+synthetic tiles first (not yet offered).
 
 This is the first part of the paired design (issue 20): the pairing and the statistics. Studies
 do not offer the design yet: no model, trial page or dashboard uses this module.

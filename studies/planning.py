@@ -12,6 +12,8 @@ with the number of cases, not with positives and negatives apart)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 from histostudy.mrmc import MrmcError
@@ -69,4 +71,8 @@ def panel(study: Study) -> Panel:
         configured = equivalence_power(planning, readers, cases, margin, alpha)
     except MrmcError as exc:
         problem = f"as configured: {exc}"
+    if arms > 1:  # the table in cases per reader of the study: an arm reads only part of them
+        share = study.ratio_real / (study.ratio_real + study.ratio_synthetic)
+        per_arm = share + (1 - share) / arms
+        smallest = [dataclasses.replace(s, cases=math.ceil(s.cases / per_arm)) for s in smallest]
     return Panel(planning, configured, smallest, problem, arms, arm_cases)

@@ -83,6 +83,7 @@ def _watched_page(browser, request, **context):
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))  # exceptions in scripts
     yield page
     context.close()
     violations = [e for e in errors if "Content Security Policy" in e]

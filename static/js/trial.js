@@ -82,7 +82,7 @@
     } catch (err) {
       return `The answer was not saved (error ${response.status}); please reload the page.`;
     }
-    const messages = Object.values(body).flat().filter((m) => typeof m === "string");
+    const messages = Object.values(body || {}).flat().filter((m) => typeof m === "string");
     const text = messages.join(" ") || `error ${response.status}`;
     const sentence = text.charAt(0).toUpperCase() + text.slice(1);
     return `The answer was not saved: ${sentence}${/[.!?]$/.test(sentence) ? "" : "."}`;

@@ -59,6 +59,20 @@ def test_the_fit_is_the_maximum_likelihood_and_recovers_a_known_curve():
     assert best <= min(grid) + 1e-6  # no point of a grid around it does better
 
 
+def test_a_reader_at_chance_fits_without_error_and_is_flagged_as_not_measured():
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        answers = [(e, bool(rng.random() < 0.5)) for e in rng.choice(LADDER, 60)]
+        found = fit([e for e, _ in answers], [ok for _, ok in answers])
+        assert np.isfinite(found.threshold) and found.lapse == 0
+        free = fit([e for e, _ in answers], [ok for _, ok in answers], max_lapse=0.06)
+        assert np.isfinite(free.threshold) and 0 <= free.lapse <= 0.06
+    readers = {f"r{j}": simulated_reader(np.random.default_rng(j), 400, 0.4, 40) for j in range(3)}
+    readers["chance"] = [(e, bool(k % 2)) for k, e in enumerate(np.random.default_rng(9).choice(
+        LADDER, 40))]  # fmt: skip
+    assert pooled_threshold(readers, replicates=30).replicates >= 15  # no resample aborts it
+
+
 def test_answers_that_pin_nothing_down_are_refused():
     with pytest.raises(FitError, match="two exposures"):
         fit([400, 400], [True, False])
@@ -72,12 +86,12 @@ def test_the_pooled_threshold_interval_covers_the_true_threshold():
     the pooled curve's threshold in most studies."""
     rng = np.random.default_rng(7)
     covered = []
-    for _ in range(10):
+    for _ in range(5):
         readers = {
             f"r{j}": simulated_reader(rng, 400 * np.exp(rng.normal(0, 0.1)), 0.4, 60)
             for j in range(8)
         }
-        found = pooled_threshold(readers, replicates=60, seed=int(rng.integers(1 << 30)))
+        found = pooled_threshold(readers, replicates=30, seed=int(rng.integers(1 << 30)))
         covered.append(found.low <= 400 <= found.high)
-        assert found.low < found.estimate < found.high
-    assert sum(covered) >= 8
+        assert found.low <= found.estimate <= found.high
+    assert sum(covered) >= 4
