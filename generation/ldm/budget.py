@@ -11,6 +11,10 @@ import torch.nn.functional as F
 
 from generation.ldm.autoencoder import TileAutoencoder
 
+# a forecast below this share of a phase's minimum steps refuses the budget at once; above it,
+# the phase trains towards its minimum and the steps it reached decide
+PROJECTION_SLACK = 0.9
+
 
 class BudgetError(ValueError):
     """A time budget that buys fewer steps than the config's minimum: no generator is made."""
@@ -21,7 +25,7 @@ class TimeBudget:
 
     def _plan_phase(self, phase: str, step: int, session: list[float], until: float) -> None:
         """With a deadline, fix the phase's step count from the speed of this session's steps
-        3 to 13 (the first steps warm caches up) and refuse a budget below the minimum."""
+        3 to 13 (the first steps warm caches up) and refuse a budget clearly below the minimum."""
         if self.planned[phase] or not math.isfinite(until) or len(session) < 13:
             return
         rate = 10 / max(session[12] - session[2], 1e-9)  # steps per second
@@ -29,9 +33,14 @@ class TimeBudget:
         if self.accelerator.num_processes > 1:  # one plan for all, or some would wait for ever
             plans = self.accelerator.gather(torch.tensor([plan], device=self.accelerator.device))
             plan = int(plans.min())
-        self.plan[phase] = plan
         self.planned[phase] = True
-        self._check_budget(phase, self.plan[phase], "would reach")
+        needed = self.config.min_vae_steps if phase == "autoencoder" else self.config.min_unet_steps
+        if plan < PROJECTION_SLACK * needed:
+            self.plan[phase] = plan
+            self._check_budget(phase, plan, "would reach")
+        # ten steps are a noisy forecast (another job on the machine for a moment): a near miss
+        # trains on towards the minimum, and the end of training checks the steps reached
+        self.plan[phase] = max(plan, min(needed, self.plan[phase]))
 
     def _check_budget(
         self, phase: str, steps: int, verb: str, where: str = " in this time budget"
