@@ -8,6 +8,8 @@ cohort or generator. Staff endpoints add the truth.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -123,6 +125,20 @@ class ConfidenceField(serializers.IntegerField):
         ):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+@contextmanager
+def refused_as_400() -> Iterator[None]:
+    """A reader's request the model refuses, as the API's 400: an unknown or unserved trial,
+    or a Django ValidationError with its fields."""
+    try:
+        yield
+    except Trial.DoesNotExist:
+        raise ValidationError(
+            {"trial": "no served trial with this id in this assignment"}
+        ) from None
+    except DjangoValidationError as exc:
+        raise ValidationError(getattr(exc, "message_dict", {"detail": exc.messages})) from None
 
 
 class ScreenTimeSerializer(serializers.Serializer):
@@ -250,17 +266,12 @@ class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         data = answer.validated_data
         screen = (data["serving"], data["on_screen_ms"]) if "serving" in data else None
         try:
-            stored, created = assignment.submit(
-                data["trial"], data["call"], data.get("confidence"), screen
-            )
-        except Trial.DoesNotExist:
-            raise ValidationError(
-                {"trial": "no served trial with this id in this assignment"}
-            ) from None
+            with refused_as_400():
+                stored, created = assignment.submit(
+                    data["trial"], data["call"], data.get("confidence"), screen
+                )
         except AnswerLocked as exc:
             return ApiResponse(StoredAnswerSerializer(exc.response).data, status.HTTP_409_CONFLICT)
-        except DjangoValidationError as exc:
-            raise ValidationError(getattr(exc, "message_dict", {"detail": exc.messages})) from None
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return ApiResponse(StoredAnswerSerializer(stored).data, status=code)
 
@@ -273,14 +284,8 @@ class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         report = ScreenTimeSerializer(data=request.data)
         report.is_valid(raise_exception=True)
         data = report.validated_data
-        try:
+        with refused_as_400():
             assignment.record_screen_time(data["trial"], data["serving"], data["ms"])
-        except Trial.DoesNotExist:
-            raise ValidationError(
-                {"trial": "no served trial with this id in this assignment"}
-            ) from None
-        except DjangoValidationError as exc:
-            raise ValidationError(getattr(exc, "message_dict", {"detail": exc.messages})) from None
         return ApiResponse(status=status.HTTP_204_NO_CONTENT)
 
 

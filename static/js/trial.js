@@ -9,6 +9,7 @@
   const status = document.getElementById("status");
   const submit = document.getElementById("submit");
   const needsConfidence = form.dataset.confidence === "required";
+  const csrf = form.querySelector('input[name="csrfmiddlewaretoken"]').value;
   const serving = Number(form.dataset.serving);
   let sending = false;
   let answered = false;
@@ -30,7 +31,6 @@
   const onScreen = () => Math.round(visibleMs + (since === null ? 0 : now() - since));
   function reportScreenTime() {
     if (answered || sending) return;
-    const csrf = form.querySelector('input[name="csrfmiddlewaretoken"]').value;
     fetch(form.dataset.screenTime, {
       method: "POST",
       keepalive: true, // outlives the page being closed
@@ -89,7 +89,6 @@
   }
 
   async function send(body) {
-    const csrf = form.querySelector('input[name="csrfmiddlewaretoken"]').value;
     for (let attempt = 0; ; attempt++) {
       let response;
       try {

@@ -95,18 +95,21 @@ class Assignment(models.Model):
         trial.serve_count += 1
         return trial
 
+    def served_trial(self, trial_token: str, lock: bool = False) -> Trial:
+        """The reader's trial with this token, once served (locked for update if asked);
+        Trial.DoesNotExist otherwise."""
+        trials = self.trials.select_for_update() if lock else self.trials
+        trial = trials.filter(token=trial_token, served_at__isnull=False).first()
+        if trial is None:
+            raise Trial.DoesNotExist(trial_token)
+        return trial
+
     def record_screen_time(self, trial_token: str, serving: int, ms: int) -> None:
         """Keep what the page reports of one serving's time on screen (its largest report, at
         most the time since the tile was first served): the page reports when it is hidden or
         closed, so a reload or a closed tab keeps the time the tile was actually shown."""
         with transaction.atomic():
-            trial = (
-                self.trials.select_for_update()
-                .filter(token=trial_token, served_at__isnull=False)
-                .first()
-            )
-            if trial is None:
-                raise Trial.DoesNotExist(trial_token)
+            trial = self.served_trial(trial_token, lock=True)
             trial.check_serving(serving)
             if Response.objects.filter(trial=trial).exists():
                 return  # the answer fixed the time on screen
@@ -129,9 +132,7 @@ class Assignment(models.Model):
         A retry of the same answer returns the stored response; a different answer to an
         answered trial raises AnswerLocked. Concurrent submits store exactly one row.
         """
-        trial = self.trials.filter(token=trial_token, served_at__isnull=False).first()
-        if trial is None:
-            raise Trial.DoesNotExist(trial_token)
+        trial = self.served_trial(trial_token)
         validate_answer(self.study, call, confidence)
         seconds_on_screen = None
         if on_screen is not None:
