@@ -5,6 +5,7 @@ equivalence verdict. Grouping only; the maths is histostudy.mrmc."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,30 @@ class ArmComparison:
         }
 
 
+def designs(rows: list[Row], arms: Sequence[str] = ()) -> tuple[mrmc.Design, mrmc.Design]:
+    """The answers as two MRMC designs (modalities x readers x cases, NaN where a reader did
+    not read a case): the 10-level scores, and the calls (1 = synthetic). Without arms, one
+    modality; with arms, one per arm, which reads its own synthetic tiles and every real one."""
+    modalities = tuple(arms) or ("synthetic vs real",)
+    readers = sorted({r.reader for r in rows})
+    cases = sorted({r.case for r in rows})
+    where_r = {name: j for j, name in enumerate(readers)}
+    where_c = {case: k for k, case in enumerate(cases)}
+    where_a = {arm: i for i, arm in enumerate(arms)}
+    scores = np.full((len(modalities), len(readers), len(cases)), np.nan)
+    calls = scores.copy()
+    truth = np.zeros(len(cases), int)
+    for r in rows:
+        j, k = where_r[r.reader], where_c[r.case]
+        positive = r.truth == st.POSITIVE
+        truth[k] = int(positive)
+        shown = [where_a[r.arm]] if positive and arms else list(range(len(modalities)))
+        scores[shown, j, k] = st.ordinal_score(r.call, r.confidence)
+        calls[shown, j, k] = float(r.call == st.POSITIVE)
+    names = modalities, tuple(readers), tuple(map(str, cases))
+    return mrmc.Design(scores, truth, *names), mrmc.Design(calls, truth, *names)
+
+
 def compare_arms(rows: list[Row], arms: list[str], margin: float, alpha: float) -> ArmComparison:
     """The MRMC analysis with one modality per arm: an arm's ratings are those of its synthetic
     tiles and of every real tile. Readers with fewer than two real tiles, or two synthetic
@@ -79,33 +104,18 @@ def compare_arms(rows: list[Row], arms: list[str], margin: float, alpha: float) 
         reader for reader, n in counts.items() if min(n[a] for a in ["", *arms]) < 2
     )
     kept = [r for r in rows if r.reader not in out.left_out]
-    readers = sorted({r.reader for r in kept})
-    out.readers = len(readers)
-    if len(readers) < 2:
+    out.readers = len({r.reader for r in kept})
+    if out.readers < 2:
         out.problem = "fewer than two readers have answered two real tiles and two of each arm"
         return out
-    cases = sorted({r.case for r in kept})
-    where_r = {name: j for j, name in enumerate(readers)}
-    where_c = {case: k for k, case in enumerate(cases)}
-    where_a = {arm: i for i, arm in enumerate(arms)}
-    scores = np.full((len(arms), len(readers), len(cases)), np.nan)
-    calls = scores.copy()
-    truth = np.zeros(len(cases), int)
-    for r in kept:
-        j, k = where_r[r.reader], where_c[r.case]
-        positive = r.truth == st.POSITIVE
-        truth[k] = int(positive)
-        shown = [where_a[r.arm]] if positive else list(range(len(arms)))
-        scores[shown, j, k] = st.ordinal_score(r.call, r.confidence)
-        calls[shown, j, k] = float(r.call == st.POSITIVE)
-    names = tuple(arms), tuple(readers), tuple(map(str, cases))
+    scores, calls = designs(kept, arms)
     try:
-        out.auc = mrmc.analyse(mrmc.Design(scores, truth, *names), "auc")
+        out.auc = mrmc.analyse(scores, "auc")
     except mrmc.MrmcError as exc:
         out.problem = str(exc)
         return out
     try:
-        out.sensitivity = mrmc.analyse(mrmc.Design(calls, truth, *names), "sensitivity")
+        out.sensitivity = mrmc.analyse(calls, "sensitivity")
     except mrmc.MrmcError:
         out.sensitivity = None  # the AUC comparison stands without it
     for estimate in out.auc.modalities:

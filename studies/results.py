@@ -14,7 +14,7 @@ import numpy as np
 
 from histostudy import mrmc
 from histostudy import statistics as st
-from studies.arms import ArmComparison, compare_arms
+from studies.arms import ArmComparison, compare_arms, designs
 from studies.models import Response, Study
 
 BLOCKS = 4  # the session split into quarters, to see a learning effect
@@ -162,25 +162,6 @@ def usable(rows: list[Row]) -> tuple[list[Row], list[str]]:
         kinds[r.reader][r.truth == st.POSITIVE] += 1
     short = sorted(name for name, (real, synthetic) in kinds.items() if min(real, synthetic) < 2)
     return [r for r in rows if r.reader not in short], short
-
-
-def designs(rows: list[Row]) -> tuple[mrmc.Design, mrmc.Design]:
-    """The answers as two one-modality MRMC designs (readers x cases, NaN where a reader did
-    not read a case): the 10-level scores, and the calls (1 = synthetic)."""
-    readers = sorted({r.reader for r in rows})
-    cases = sorted({r.case for r in rows})
-    where_r = {name: j for j, name in enumerate(readers)}
-    where_c = {case: k for k, case in enumerate(cases)}
-    scores = np.full((1, len(readers), len(cases)), np.nan)
-    calls = scores.copy()
-    truth = np.zeros(len(cases), int)
-    for r in rows:
-        j, k = where_r[r.reader], where_c[r.case]
-        scores[0, j, k] = st.ordinal_score(r.call, r.confidence)
-        calls[0, j, k] = float(r.call == st.POSITIVE)
-        truth[k] = int(r.truth == st.POSITIVE)
-    names = ("synthetic vs real",), tuple(readers), tuple(map(str, cases))
-    return mrmc.Design(scores, truth, *names), mrmc.Design(calls, truth, *names)
 
 
 @dataclass
