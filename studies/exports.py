@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from generation.models import Cohort
 from histostudy import statistics as st
 from studies.models import Response, Study
 
@@ -25,16 +26,22 @@ def response_rows(study: Study) -> Iterator[list]:
         .select_related("reader", "trial", "case__tile", "case__member__cohort__generator")
         .order_by("reader__username", "trial__position")
     )
+    # each row's cohort without its plan; the prompts are read once per cohort
+    responses = responses.defer("case__member__cohort__plan")
+    prompts = {c.pk: c.prompts for c in study.arm_cohorts()}
     for r in responses.iterator(chunk_size=2000):
         synthetic = r.case.kind == st.POSITIVE
         cohort = r.case.member.cohort
+        if cohort.pk not in prompts:  # not an arm any more: read its plan once
+            prompts[cohort.pk] = Cohort.objects.get(pk=cohort.pk).prompts
         first = r.trial.first_served_at or r.served_at  # answers stored before it was kept
         yield [
             study.name, r.reader.get_username(), r.trial.position, int(r.trial.practice),
             r.case_id, r.case.tile.sha256, r.case.kind, r.case.label,
             cohort.generator.name if synthetic else "",
             cohort.generator.scheme if synthetic else "",
-            r.case.member.prompt, r.call, "" if r.confidence is None else r.confidence,
+            prompts[cohort.pk][r.case.member.position], r.call,
+            "" if r.confidence is None else r.confidence,
             st.ordinal_score(r.call, r.confidence), r.served_at.isoformat(),
             r.answered_at.isoformat(), f"{r.seconds:.3f}", first.isoformat(),
             r.trial.serve_count, f"{(r.answered_at - first).total_seconds():.3f}",

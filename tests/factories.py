@@ -104,7 +104,6 @@ def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5
                 seed += 1
                 sha = _store(fixture_pixels(seed, kind == "synthetic"))
                 owner = {"dataset": dataset} if kind == "real" else {"cohort": cohort}
-                prompt = f"Histology image of {('healthy', 'tumour')[label]} tissue"
                 tile = Tile.objects.create(
                     sha256=sha,
                     kind=kind,
@@ -113,9 +112,7 @@ def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5
                     width=96,
                     height=96,
                     source=f"valid/{label}/patch{seed:07d}.jpg" if kind == "real" else "",
-                    provenance={"prompt": prompt, "generator": generator.name}
-                    if kind == "synthetic"
-                    else {},
+                    provenance={"generator": generator.name} if kind == "synthetic" else {},
                     **owner,
                 )
                 CohortMember.objects.create(
@@ -125,8 +122,17 @@ def cohort_from_fixture_tiles(name: str = "fixture-cohort", per_stratum: int = 5
                     position=label * per_stratum + position,
                     label=label,
                     cluster=position % 3,
-                    prompt=prompt,
                 )
+    names = ("healthy", "tumour")
+    cohort.plan = [
+        {
+            "position": m.position, "tile_id": m.tile_id, "label": m.label,
+            "cluster": m.cluster, "prompt": f"Histology image of {names[m.label]} tissue",
+            "seed": m.position,
+        }
+        for m in cohort.members.filter(kind="real").order_by("position")
+    ]  # fmt: skip
+    cohort.save(update_fields=["plan"])
     return cohort
 
 
@@ -136,7 +142,7 @@ def second_arm(cohort: Cohort, name: str, scheme: str = "label") -> Cohort:
     generator = generator_row(f"{name}-generator", cohort.real_dataset, scheme=scheme)
     arm = Cohort.objects.create(
         name=name, generator=generator, real_dataset=cohort.real_dataset, split=cohort.split,
-        size=cohort.size, seed=2, steps=2, guidance=3.0, scheduler="dpm++", plan=[],
+        size=cohort.size, seed=2, steps=2, guidance=3.0, scheduler="dpm++", plan=cohort.plan,
         completed_at=timezone.now(),
     )  # fmt: skip
     offset = 10_000 + 1_000 * Cohort.objects.count()
@@ -146,12 +152,12 @@ def second_arm(cohort: Cohort, name: str, scheme: str = "label") -> Cohort:
             sha = _store(fixture_pixels(offset + i, True))
             tile = Tile.objects.create(
                 sha256=sha, kind="synthetic", label=member.label, split=tile.split, width=96,
-                height=96, provenance={"prompt": member.prompt, "generator": generator.name},
+                height=96, provenance={"generator": generator.name},
                 cohort=arm,
             )  # fmt: skip
         CohortMember.objects.create(
             cohort=arm, tile=tile, kind=member.kind, position=member.position,
-            label=member.label, cluster=member.cluster, prompt=member.prompt,
+            label=member.label, cluster=member.cluster,
         )  # fmt: skip
     return arm
 

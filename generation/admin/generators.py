@@ -87,6 +87,14 @@ class CohortMemberInline(admin.TabularInline):
     ordering = ["kind", "position"]
     max_num = 0
 
+    @admin.display(description="prompt")
+    def prompt(self, obj: CohortMember) -> str:
+        # the cohort's plan is read once a page (an inline is made afresh for each request)
+        cached = getattr(self, "_prompts", None)
+        if cached is None or cached[0] != obj.cohort_id:
+            cached = self._prompts = (obj.cohort_id, Cohort.objects.get(pk=obj.cohort_id).prompts)
+        return cached[1][obj.position]
+
     @admin.display(description="tile")
     def thumb(self, obj: CohortMember) -> str:
         return thumbnail(obj.tile)

@@ -218,7 +218,6 @@ def _cohort(gen: Generator, real: Dataset, request: CohortRequest) -> Cohort:
                 position=p["position"],
                 label=p["label"],
                 cluster=p["cluster"],
-                prompt=p["prompt"],
             )
             for p in planned
         )
@@ -280,7 +279,7 @@ def _register_batch(
                     "generator": gen.name,
                     "generator_sha256": gen.weights_sha256,
                     "scheme": gen.scheme,
-                    "prompt": entry["prompt"],
+                    # the prompt is the cohort plan's at this position (Cohort.prompts)
                     "seed": entry["seed"],
                     "steps": cohort.steps,
                     "guidance": cohort.guidance,
@@ -297,7 +296,6 @@ def _register_batch(
             position=entry["position"],
             label=entry["label"],
             cluster=entry["cluster"],
-            prompt=entry["prompt"],
         )
 
 
@@ -316,5 +314,5 @@ def sample_tiles(cohort: Cohort, n: int = 16) -> tuple[np.ndarray, np.ndarray, l
     return (
         np.stack([read_tile(synthetic[p].tile.path) for p in positions]),
         np.stack([read_tile(real[p].tile.path) for p in positions]),
-        [synthetic[p].prompt for p in positions],
+        [cohort.prompts[p] for p in positions],
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.db import models
 
 from generation.models.tiles import Dataset, LabelChoices, Tile
@@ -48,6 +50,8 @@ class Cohort(models.Model):
     steps = models.PositiveSmallIntegerField()
     guidance = models.FloatField()
     scheduler = models.CharField(max_length=16)
+    # the one record of the prompt each position was generated with (its members and tiles
+    # read it here); a tile's annotation may be recomputed later, the cohort keeps what it asked
     plan = models.JSONField(help_text="per synthetic position: label, cluster, prompt, seed")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -57,6 +61,12 @@ class Cohort(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @cached_property
+    def prompts(self) -> dict[int, str]:
+        """Position -> the prompt its synthetic tile was generated with (its real tile's
+        prompt under the generator's scheme when the cohort was planned)."""
+        return {int(p["position"]): p["prompt"] for p in self.plan}
 
 
 class CohortMember(models.Model):
@@ -68,7 +78,6 @@ class CohortMember(models.Model):
     position = models.PositiveIntegerField()
     label = models.PositiveSmallIntegerField(choices=LabelChoices.choices)
     cluster = models.PositiveSmallIntegerField(null=True)
-    prompt = models.TextField()
 
     class Meta:
         ordering = ["cohort", "kind", "position"]
@@ -79,3 +88,9 @@ class CohortMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cohort} {self.kind} #{self.position}"
+
+    @property
+    def prompt(self) -> str:
+        """The prompt of its position in the cohort's plan: the one its synthetic tile was
+        generated with, which its real counterpart's annotation gave."""
+        return self.cohort.prompts[self.position]

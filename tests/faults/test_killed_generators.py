@@ -128,7 +128,7 @@ def cohort_state(name: str, media: Path) -> dict:
     return {
         "plan": cohort.plan,
         "members": list(
-            members.values_list("kind", "position", "tile__sha256", "label", "cluster", "prompt")
+            members.values_list("kind", "position", "tile__sha256", "label", "cluster")
         ),
         "provenance": sorted(
             (t.provenance["position"], t.sha256, t.provenance) for t in synthetic.order_by()

@@ -121,3 +121,55 @@ def test_training_lists_on_disk_become_the_training_tiles_relation(tmp_path):
         }
     finally:
         restore()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prompt_copies_go_into_the_cohort_plan_and_come_back_on_rollback():
+    try:
+        old = migrate(("generation", "0010_training_tiles"))
+        OldTile, OldMember = (old.get_model("generation", m) for m in ("Tile", "CohortMember"))
+        dataset = Dataset.objects.create(name="ds")
+        generator = generator_row("gen", dataset)
+        # a plan that lacks position 1 (no cohort generate_cohort made): its members' prompt
+        # must not be lost
+        cohort = Cohort.objects.create(
+            name="c", generator=generator, real_dataset=dataset, split="valid", size=2, seed=1,
+            steps=2, guidance=3.0, scheduler="dpm++",
+            plan=[{"position": 0, "tile_id": 0, "label": 0, "cluster": 1, "prompt": "A",
+                   "seed": 5}],
+            completed_at=timezone.now(),
+        )  # fmt: skip
+        for position, prompt in ((0, "A"), (1, "B")):
+            real = OldTile.objects.create(
+                dataset_id=dataset.pk, sha256=f"{position:064x}", label=position, split="valid",
+                width=96, height=96,
+            )  # fmt: skip
+            synthetic = OldTile.objects.create(
+                cohort_id=cohort.pk, kind="synthetic", sha256=f"{position + 9:064x}",
+                label=position, split="valid", width=96, height=96,
+                provenance={"prompt": prompt, "position": position, "seed": 5},
+            )  # fmt: skip
+            for kind, tile in (("real", real), ("synthetic", synthetic)):
+                OldMember.objects.create(
+                    cohort_id=cohort.pk, tile_id=tile.pk, kind=kind, position=position,
+                    label=position, cluster=1, prompt=prompt,
+                )  # fmt: skip
+
+        new = migrate(("generation", "0011_prompt_in_the_plan"))
+        NewCohort, NewTile = (new.get_model("generation", m) for m in ("Cohort", "Tile"))
+        plan = NewCohort.objects.get(pk=cohort.pk).plan
+        assert [(p["position"], p["prompt"]) for p in plan] == [(0, "A"), (1, "B")]
+        assert plan[1]["tile_id"] == OldTile.objects.get(sha256=f"{1:064x}").pk
+        provenances = NewTile.objects.filter(kind="synthetic").values_list("provenance", flat=True)
+        assert sorted(p["position"] for p in provenances) == [0, 1]
+        assert all("prompt" not in p for p in provenances)
+
+        back = migrate(("generation", "0010_training_tiles"))
+        BackMember, BackTile = (back.get_model("generation", m) for m in ("CohortMember", "Tile"))
+        assert sorted(BackMember.objects.values_list("kind", "position", "prompt")) == [
+            ("real", 0, "A"), ("real", 1, "B"), ("synthetic", 0, "A"), ("synthetic", 1, "B"),
+        ]  # fmt: skip
+        restored = BackTile.objects.filter(kind="synthetic").values_list("provenance", flat=True)
+        assert sorted(p["prompt"] for p in restored) == ["A", "B"]
+    finally:
+        restore()
