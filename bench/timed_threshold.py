@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from histostudy.statistics import wilson_interval
-from studies.timed import curve, next_exposure, pooled_threshold
+from studies.timed import pooled_threshold, simulate_reader
 
 
 def main() -> None:
@@ -48,11 +48,7 @@ def main() -> None:
         readers = {}
         for j in range(args.readers):
             own = args.threshold * math.exp(rng.normal(0, args.spread))
-            answers: list[tuple[int, bool]] = []
-            for _ in range(args.trials):
-                exposure = next_exposure(answers)
-                answers.append((exposure, bool(rng.random() < curve(exposure, own, args.width))))
-            readers[f"r{j}"] = answers
+            readers[f"r{j}"] = simulate_reader(rng, own, args.width, args.trials)
         found = pooled_threshold(readers, args.replicates, seed=int(rng.integers(1 << 30)))
         covered += found.low <= args.threshold <= found.high
         estimates.append(found.estimate)

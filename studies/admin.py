@@ -59,9 +59,10 @@ class StudyForm(forms.ModelForm):
 class StudyAdmin(admin.ModelAdmin):
     form = StudyForm
     list_display = [
-        "name", "title", "cohort", "status", "readers_count", "progress", "dashboard", "created_at",
+        "name", "title", "cohort", "trial_design", "status", "readers_count", "progress",
+        "dashboard", "created_at",
     ]  # fmt: skip
-    list_filter = ["status", "cohort"]
+    list_filter = ["status", "trial_design", "cohort"]
     search_fields = ["name", "title"]
     filter_horizontal = ["readers", "owners", "editors", "other_arms"]
     actions = ["open_studies", "close_studies"]
@@ -84,6 +85,16 @@ class StudyAdmin(admin.ModelAdmin):
             },
         ),
         ("Presentation", {"fields": ["response_scale", "magnification", "jpeg_quality"]}),
+        (
+            "Trial design",
+            {
+                "fields": ["trial_design", ("exposure_ms", "staircase_start_ms")],
+                "description": "Timed: each tile is shown for a limited time once the reader "
+                "presses Space, then masked; the reader answers from what they saw. A fixed "
+                "exposure gives HYPE's error rate at that exposure; without one, each reader's "
+                "staircase finds their threshold exposure (the dashboard fits the curve).",
+            },
+        ),
         ("Analysis plan", {"fields": [("equivalence_margin", "equivalence_alpha"), "sample_size"]}),
         ("Readers", {"fields": ["readers", "reader_group"]}),
         (

@@ -1,4 +1,5 @@
-"""REST API: a reader's assignments, next trial, answers and progress; study results for staff.
+"""REST API for readers: their assignments, next trial, answers, progress and what the trial
+page measured (studies.api_staff has the staff's study results).
 
 Denies by default (settings: IsAuthenticated); the reader is always request.user, never a
 field of the payload. Reader payloads carry tokens and progress only: no kind, label, tile,
@@ -16,9 +17,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError, PermissionDenied, ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response as ApiResponse
@@ -98,10 +99,15 @@ class AssignmentSerializer(serializers.ModelSerializer):
 class TrialSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
     magnification = serializers.IntegerField(source="assignment.study.magnification")
+    exposure_ms = serializers.IntegerField(
+        allow_null=True, help_text="timed studies: show the tile this long, then mask it (its "
+        "image is sent once; report the displayed time to display/); null: no time limit",
+    )  # fmt: skip
 
     class Meta:
         model = Trial
-        fields = ["token", "position", "practice", "image_url", "magnification", "served_at"]
+        fields = ["token", "position", "practice", "image_url", "magnification", "served_at",
+                  "exposure_ms"]  # fmt: skip
 
     def get_image_url(self, obj: Trial) -> str:
         return reverse("studies:image", args=[obj.assignment.token, obj.token])
@@ -147,6 +153,17 @@ class ScreenTimeSerializer(serializers.Serializer):
     trial = serializers.CharField(max_length=32)
     serving = serializers.IntegerField(min_value=1, help_text="the page's serving of the trial")
     ms = serializers.IntegerField(min_value=0, max_value=10**10, help_text="visible time")
+
+
+class DisplaySerializer(serializers.Serializer):
+    """What the page measured of a timed trial's exposure (requestAnimationFrame timestamps)."""
+
+    trial = serializers.CharField(max_length=32)
+    serving = serializers.IntegerField(min_value=1, help_text="the page's serving of the trial")
+    ms = serializers.FloatField(min_value=0, max_value=600_000, help_text="displayed duration")
+    frame_ms = serializers.FloatField(
+        min_value=1, max_value=1000, help_text="the display's frame interval, as measured"
+    )
 
 
 class AnswerSerializer(serializers.Serializer):
@@ -288,91 +305,15 @@ class ReaderAssignmentViewSet(viewsets.ReadOnlyModelViewSet):
             assignment.record_screen_time(data["trial"], data["serving"], data["ms"])
         return ApiResponse(status=status.HTTP_204_NO_CONTENT)
 
-
-class StudySerializer(serializers.ModelSerializer):
-    cohort = serializers.CharField(source="cohort.name")
-    arms = serializers.SerializerMethodField(help_text="the cohorts read: the first, then others")
-
-    def get_arms(self, study: Study) -> list[str]:
-        return [cohort.name for cohort in study.arm_cohorts()]
-
-    class Meta:
-        model = Study
-        fields = [
-            "id",
-            "name",
-            "title",
-            "status",
-            "cohort",
-            "arms",
-            "cases_per_reader",
-            "ratio_real",
-            "ratio_synthetic",
-            "practice_trials",
-            "response_scale",
-            "seed",
-            "opened_at",
-            "closed_at",
-        ]
-
-
-class ResultSerializer(serializers.ModelSerializer):
-    reader = serializers.CharField(source="reader.get_username")
-    case = serializers.IntegerField(source="case_id")
-    truth = serializers.CharField(source="case.kind")
-    label = serializers.IntegerField(source="case.label")
-    tile_sha256 = serializers.CharField(source="case.tile.sha256")
-    position = serializers.IntegerField(source="trial.position")
-    practice = serializers.BooleanField(source="trial.practice")
-    seconds = serializers.FloatField()
-
-    class Meta:
-        model = Response
-        fields = [
-            "reader",
-            "case",
-            "truth",
-            "label",
-            "tile_sha256",
-            "position",
-            "practice",
-            "call",
-            "confidence",
-            "served_at",
-            "answered_at",
-            "seconds",
-        ]
-
-
-@extend_schema_view(
-    list=extend_schema(responses={200: StudySerializer(many=True), **REFUSED}),
-    retrieve=extend_schema(responses={200: StudySerializer, **REFUSED}),
-)
-class StaffStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Studies with their ground truth: staff only."""
-
-    permission_classes = [permissions.IsAdminUser]
-    serializer_class = StudySerializer
-    queryset = Study.objects.select_related("cohort").prefetch_related("other_arms")
-
-    def get_queryset(self):
-        if self.action == "list":  # only the studies this account has a role on
-            studies = Study.objects.for_staff(self.request.user)
-            return studies.select_related("cohort").prefetch_related("other_arms")
-        return super().get_queryset()
-
-    def get_object(self) -> Study:
-        study = super().get_object()
-        if not Study.objects.for_staff(self.request.user).filter(pk=study.pk).exists():
-            raise PermissionDenied("you have no role on this study (owner or editor)")
-        return study
-
-    @extend_schema(responses={200: ResultSerializer(many=True), **REFUSED})
-    @action(detail=True, methods=["get"])
-    def results(self, request: Request, pk: str | None = None) -> ApiResponse:
-        """Every response of the study with truth, in answer order."""
-        study = self.get_object()
-        rows = Response.objects.filter(case__study=study).select_related(
-            "reader", "case__tile", "trial"
-        )
-        return ApiResponse(ResultSerializer(rows, many=True).data)
+    @extend_schema(request=DisplaySerializer, responses={204: None, **INVALID, **REFUSED})
+    @action(detail=True, methods=["post"])
+    def display(self, request: Request, token: str | None = None) -> ApiResponse:
+        """How long a timed trial's tile was displayed, as the page measured it; the first
+        report of a trial is kept."""
+        assignment = self.get_object()
+        report = DisplaySerializer(data=request.data)
+        report.is_valid(raise_exception=True)
+        data = report.validated_data
+        with refused_as_400():
+            assignment.record_display(data["trial"], data["serving"], data["ms"], data["frame_ms"])
+        return ApiResponse(status=status.HTTP_204_NO_CONTENT)

@@ -2,11 +2,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from studies import api
+from studies import api, api_staff
 
 router = SimpleRouter()
 router.register("assignments", api.ReaderAssignmentViewSet, basename="assignment")
-router.register("studies", api.StaffStudyViewSet, basename="study")
+router.register("studies", api_staff.StaffStudyViewSet, basename="study")
 
 app_name = "api"
 urlpatterns = [

@@ -18,6 +18,7 @@ from studies import plots
 from studies.exports import imrmc_lines, response_rows
 from studies.models import Study
 from studies.results import study_results
+from studies.timed_results import timed_results
 
 
 def _study(request: HttpRequest, pk: int) -> Study:
@@ -47,7 +48,12 @@ def study_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "intervals": mark_safe(plots.intervals(results)),
             "fool": mark_safe(plots.fool_rate_histogram(results)),
         }
-    context = {"study": study, "results": results, "figures": figures,
+    timing = timed_results(study, _method(request))
+    if timing is not None and timing.exposures:
+        figures["psychometric"] = mark_safe(plots.psychometric(timing))
+        if timing.adaptive:  # at one fixed exposure no threshold can be fitted
+            figures["thresholds"] = mark_safe(plots.thresholds(timing))
+    context = {"study": study, "results": results, "figures": figures, "timed": timing,
                "arms": study.arm_cohorts(), "progress": study.assignments.count()}  # fmt: skip
     return render(request, "studies/dashboard.html", context)
 
@@ -72,8 +78,14 @@ def export_responses(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 
 @staff_member_required
 @require_GET
-def export_imrmc(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+def export_imrmc(request: HttpRequest, pk: int) -> HttpResponse:
     study = _study(request, pk)
+    if study.adaptive:
+        return HttpResponse(
+            "An adaptive timed study shows each reader's cases at exposures of their own "
+            "staircase: iMRMC's model (one reading condition per modality) does not apply. Its "
+            "answers are in the responses export.", status=409, content_type="text/plain",
+        )  # fmt: skip
     response = StreamingHttpResponse((line + "\n" for line in imrmc_lines(study)),
                                      content_type="text/csv")  # fmt: skip
     # iMRMC's command line and RJafroc take list-mode files by their .imrmc extension
@@ -95,7 +107,12 @@ def _finite(value):
 @staff_member_required
 @require_GET
 def export_statistics(request: HttpRequest, pk: int) -> JsonResponse:
-    results = study_results(_study(request, pk), _method(request))
-    response = JsonResponse(_finite(json.loads(json.dumps(results.as_dict(), default=float))))
+    study = _study(request, pk)
+    results = study_results(study, _method(request))
+    data = results.as_dict()
+    timing = timed_results(study, _method(request))
+    if timing is not None:
+        data["timed"] = timing.as_dict()
+    response = JsonResponse(_finite(json.loads(json.dumps(data, default=float))))
     response["Content-Disposition"] = f'attachment; filename="{results.study.name}-statistics.json"'
     return response

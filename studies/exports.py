@@ -13,7 +13,7 @@ RESPONSE_COLUMNS = [
     "study", "reader", "position", "practice", "case", "tile_sha256", "truth", "label",
     "generator", "scheme", "prompt", "call", "confidence", "score", "served_at", "answered_at",
     "seconds", "first_served_at", "serve_count", "seconds_since_first_shown", "seconds_on_screen",
-    "arm",
+    "arm", "design", "exposure_ms", "displayed_ms", "frame_ms", "image_requests", "timing_flag",
 ]  # fmt: skip
 
 
@@ -46,8 +46,15 @@ def response_rows(study: Study) -> Iterator[list]:
             r.answered_at.isoformat(), f"{r.seconds:.3f}", first.isoformat(),
             r.trial.serve_count, f"{(r.answered_at - first).total_seconds():.3f}",
             "" if r.on_screen_seconds is None else f"{r.on_screen_seconds:.3f}",
-            cohort.name if synthetic else "",
+            cohort.name if synthetic else "", study.trial_design,
+            *_blank_none(r.trial.exposure_ms, r.trial.displayed_ms, r.trial.frame_ms,
+                         None if r.trial.exposure_ms is None else r.trial.image_requests),
+            r.trial.timing_flag,
         ]  # fmt: skip
+
+
+def _blank_none(*values: object) -> list:
+    return ["" if v is None else (f"{v:.1f}" if isinstance(v, float) else v) for v in values]
 
 
 def imrmc_lines(study: Study) -> Iterator[str]:

@@ -1,15 +1,19 @@
 """Study plots as small hand-written inline SVG: readers in ROC space, per-reader intervals,
-fool rates. No JavaScript and no plotting library on the request path: matplotlib took
+fool rates; for timed studies the psychometric curve and the threshold per reader.
+No JavaScript and no plotting library on the request path: matplotlib took
 most of a second per dashboard, these take milliseconds. Text is escaped."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from html import escape
 
 import numpy as np
 
+from studies import timed
 from studies.results import StudyResults
+from studies.timed_results import TimedResults, curve_points
 
 INK, MUTED, SENS, SPEC = "#222", "#888", "#5b2a5e", "#2a7f62"
 # one colour per reader on the ROC plot (Okabe-Ito, readable by colour-blind readers too)
@@ -152,3 +156,83 @@ def fool_rate_histogram(results: StudyResults) -> str:
     step = max(1, top // 4)
     c.y_axis("synthetic tiles", [(v, str(v)) for v in range(0, top + 1, step)])
     return c.svg(f"Fool rate ({len(rates)} synthetic tiles)")
+
+
+def _log_scale(low: float, high: float):
+    """Exposure (ms) -> [0, 1] on a log axis from `low` to `high`."""
+    span = math.log(high) - math.log(low)
+    return lambda ms: (math.log(ms) - math.log(low)) / span
+
+
+def psychometric(results: TimedResults) -> str:
+    """Accuracy at each exposure (all readers, 95% intervals, dot area by trials) with the
+    pooled fitted curve, each reader's curve faintly, and the pooled threshold's interval."""
+    shown = [r.exposure for r in results.exposures]
+    low, high = min([*shown, *timed.LADDER[:1]]) / 1.25, max([*shown, *timed.LADDER[-1:]]) * 1.25
+    at = _log_scale(low, high)
+    c = Canvas(520, 340)
+    if results.pooled is not None:  # (an extrapolated interval is cut at the plot's edges)
+        left, right = (min(max(at(v), 0.0), 1.0) for v in (results.pooled.low, results.pooled.high))
+        c.rect(left, right, 0.0, 1.0, "#eee6ef")
+    c.line(0, 0.5, 1, 0.5, MUTED, dash="4 3")
+    for i, reader in enumerate(results.readers):
+        if reader.fit is not None:
+            c.polyline([(at(x), p) for x, p in curve_points(reader.fit, low, high)],
+                       READERS[i % len(READERS)], opacity=0.35)  # fmt: skip
+    if results.pooled_fit is not None:
+        c.polyline([(at(x), p) for x, p in curve_points(results.pooled_fit, low, high)], INK)
+    for row in results.exposures:
+        p = row.accuracy
+        c.line(at(row.exposure), p.low, at(row.exposure), p.high, SENS, width=1.5)
+        c.dot(
+            at(row.exposure),
+            p.value,
+            SENS,
+            f"{row.exposure} ms: {row.right} of {row.n} right ({p.low:.2f}-{p.high:.2f})",
+        )
+    ticks = [ms for ms in timed.LADDER if low <= ms <= high]
+    lo = c.y_range[0]
+    c.line(0, lo, 1, lo)
+    for ms in ticks:
+        c.text(c.x(at(ms)), c.y(lo) + 14, f"{ms:g}", size=10)
+    c.text(c.x(0.5), c.height - 8, "exposure (ms, log scale)")
+    c.y_axis("share right", [(t, f"{t:g}") for t in (0, 0.25, 0.5, 0.75, 1.0)])
+    return c.svg("Psychometric curve: accuracy by exposure")
+
+
+def thresholds(results: TimedResults) -> str:
+    """Each reader's fitted threshold (hollow: outside the exposures they were shown) beside
+    the pooled one with its bootstrap interval."""
+    readers = [(i, r) for i, r in enumerate(results.readers) if r.fit is not None]
+    values = [r.fit.threshold for _, r in readers]
+    if results.pooled is not None:
+        values += [results.pooled.low, results.pooled.high]
+    low = min([*values, timed.LADDER[0]]) / 1.25
+    high = max([*values, timed.LADDER[-1]]) * 1.25
+    at = _log_scale(low, high)
+    n = len(readers) + 1
+    c = Canvas(520, 22 * n + 90, y_range=(n, 0), margin=(40, 16, 46, 110))
+    for row, (i, reader) in enumerate(readers):  # each reader's colour as on the curves
+        x = at(reader.fit.threshold)
+        colour = READERS[i % len(READERS)]
+        tip = f"{reader.reader}: {reader.fit.threshold:.0f} ms ({reader.trials} trials)"
+        if reader.fit.measured:
+            c.dot(x, row + 0.5, colour, tip)
+        else:
+            c.parts.append(
+                f'<circle cx="{c.x(x):.1f}" cy="{c.y(row + 0.5):.1f}" r="4" fill="none" '
+                f'stroke="{colour}"><title>{escape(tip)} (extrapolated)</title></circle>'
+            )
+    if results.pooled is not None:
+        p = results.pooled
+        c.line(at(p.low), n - 0.5, at(p.high), n - 0.5, INK, width=1.5)
+        tip = f"pooled {p.estimate:.0f} ms ({p.low:.0f}-{p.high:.0f})"
+        c.dot(at(p.estimate), n - 0.5, INK, tip)
+    lo = c.y_range[0]
+    c.line(0, lo, 1, lo)
+    for ms in (ms for ms in timed.LADDER if low <= ms <= high):
+        c.text(c.x(at(ms)), c.y(lo) + 14, f"{ms:g}", size=10)
+    c.text(c.x(0.5), c.height - 8, "threshold exposure (ms, log scale; 75% right)")
+    c.y_axis("", [(row + 0.5, r.reader) for row, (_, r) in enumerate(readers)]
+             + [(n - 0.5, "pooled")])  # fmt: skip
+    return c.svg("Threshold exposure per reader")

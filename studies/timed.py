@@ -18,11 +18,18 @@ or synthetic; HYPE_time finds per reader the exposure at which they become relia
   alone, each staircase kept whole (the trials of a staircase depend on each other), covered
   only 80% of 20 simulated studies of 8 readers, so the two-stage draw stays.
 
-This is the second pure part of issue 20: no study offers the timed design yet.
+- HYPE's own summary beside the fit: HYPE_time averages the evaluators' staircase thresholds;
+  here each reader's is the geometric mean of the exposures at the staircase's reversals after
+  the first two (the textbook transformed up-down estimate, Levitt 1971), and the score their
+  mean. A study at one fixed exposure reports HYPE's error rate at that exposure instead.
+
+studies.models.timing serves the exposures; studies.timed_results reads a study's answers
+into these functions for the dashboard and the exports.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,15 +45,23 @@ class FitError(ValueError):
 
 
 def next_exposure(answers: Sequence[tuple[int, bool]], ladder: Sequence[int] = LADDER,
-                  start: int = 1000) -> int:  # fmt: skip
+                  start: int = 1000, strict: bool = True) -> int:  # fmt: skip
     """The exposure (ms, on the ladder) for the next trial, from the (exposure, right)
-    answers so far in order: 1-up-2-down, starting at `start`."""
+    answers so far in order: 1-up-2-down, starting at `start`. An answer at another exposure
+    than the staircase asked is an error; with strict=False the staircase continues from the
+    exposure recorded instead (its nearest step on the ladder, the streak restarted)."""
     if start not in ladder:
         raise ValueError(f"start {start} ms is not on the ladder {tuple(ladder)}")
     level, streak = list(ladder).index(start), 0
     for exposure, right in answers:
         if exposure != ladder[level]:
-            raise ValueError(f"answer at {exposure} ms where the staircase asked {ladder[level]}")
+            if strict:
+                raise ValueError(
+                    f"answer at {exposure} ms where the staircase asked {ladder[level]}"
+                )
+            # the nearest step on a log scale (the exposure itself where it is on the ladder)
+            level = int(np.argmin(np.abs(np.log(ladder) - math.log(max(exposure, 1)))))
+            streak = 0
         if not right:
             level, streak = min(level + 1, len(ladder) - 1), 0
         elif streak == 1:
@@ -84,17 +99,28 @@ def fit(exposures: Sequence[float], right: Sequence[bool], max_lapse: float = 0.
         raise FitError("a psychometric curve needs right and wrong answers")
     lx = np.log(x)
     bounds = [(lx.min() - 3, lx.max() + 3), (-5.0, 3.0), (0.0, max_lapse)]
+    # the likelihood is binomial at each exposure shown: counts, not trials (a bootstrap fits
+    # hundreds of times), with its gradient
+    levels, where = np.unique(lx, return_inverse=True)
+    n = np.bincount(where).astype(float)
+    k = np.bincount(where, weights=y)
 
-    def nll(theta: np.ndarray) -> float:
-        z = (lx - theta[0]) / math.exp(theta[1])
-        p = np.clip(0.5 + (0.5 - theta[2]) * special.expit(z), 1e-9, 1 - 1e-9)
-        return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).sum())
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        width = math.exp(theta[1])
+        z = (levels - theta[0]) / width
+        s = special.expit(z)
+        p = np.clip(0.5 + (0.5 - theta[2]) * s, 1e-9, 1 - 1e-9)
+        value = -(k * np.log(p) + (n - k) * np.log1p(-p)).sum()
+        d_p = -(k / p - (n - k) / (1 - p))
+        d_z = d_p * (0.5 - theta[2]) * s * (1 - s)
+        grad = np.array([(d_z * -1 / width).sum(), (d_z * -z).sum(), (d_p * -s).sum()])
+        return float(value), grad
 
     best = None
     for log_w in (math.log(0.3), math.log(1.0)):  # two starts: a steep and a shallow curve
         start = np.array([float(np.median(lx)), log_w, max_lapse / 2])
         try:
-            found = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds)
+            found = optimize.minimize(nll, start, jac=True, method="L-BFGS-B", bounds=bounds)
         except (ArithmeticError, ValueError) as exc:
             raise FitError(f"the fit failed: {exc}") from exc
         if np.isfinite(found.fun) and (best is None or found.fun < best.fun):
@@ -144,3 +170,55 @@ def pooled_threshold(
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(np.log(found), [tail, 100 - tail])
     return Threshold(estimate, math.exp(low), math.exp(high), len(found))
+
+
+@dataclass(frozen=True)
+class ExposureAccuracy:
+    exposure: int
+    right: int
+    n: int
+
+
+def by_exposure(answers: Sequence[tuple[int, bool]]) -> list[ExposureAccuracy]:
+    """Right answers of all trials at each exposure, shortest first."""
+    counts: dict[int, list[int]] = {}
+    for exposure, right in answers:
+        tally = counts.setdefault(int(exposure), [0, 0])
+        tally[0] += bool(right)
+        tally[1] += 1
+    return [ExposureAccuracy(e, k, n) for e, (k, n) in sorted(counts.items())]
+
+
+def reversals(exposures: Sequence[int]) -> list[int]:
+    """The exposures at which a staircase turned (went down after going up, or up after
+    down), in order; steps that stay at one exposure do not count as a direction."""
+    turned, direction = [], 0
+    for before, after in itertools.pairwise(exposures):
+        if after == before:
+            continue
+        step = 1 if after > before else -1
+        if direction and step != direction:
+            turned.append(before)
+        direction = step
+    return turned
+
+
+def staircase_threshold(exposures: Sequence[int], skip: int = 2) -> float | None:
+    """The reader's threshold as a transformed up-down staircase estimates it: the geometric
+    mean exposure at its reversals after the first `skip` (the descent from the start is not
+    part of the estimate). None with no reversal left."""
+    kept = reversals(exposures)[skip:]
+    if not kept:
+        return None
+    return math.exp(float(np.mean(np.log(kept))))
+
+
+def simulate_reader(rng: np.random.Generator, threshold: float, width: float, trials: int,
+                    start: int = 1000) -> list[tuple[int, bool]]:  # fmt: skip
+    """A simulated reader with a known curve answering `trials` staircase trials: the
+    (exposure, right) answers, for the coverage checks (bench/timed_threshold.py, tests)."""
+    answers: list[tuple[int, bool]] = []
+    for _ in range(trials):
+        exposure = next_exposure(answers, start=start)
+        answers.append((exposure, bool(rng.random() < curve(exposure, threshold, width))))
+    return answers

@@ -72,6 +72,8 @@ def trial(request: HttpRequest, token: str) -> HttpResponse:
         "trial": current,
         "progress": assignment.served_progress(current),
         "size": assignment.study.presentation.size * assignment.study.magnification,
+        # a timed trial whose tile was handed out already (a reload): the mask, not the tile
+        "shown": current.exposure_ms is not None and current.image_requests > 0,
     }
     return render(request, "studies/trial.html", context)
 
@@ -152,6 +154,12 @@ def trial_image(request: HttpRequest, token: str, trial_token: str) -> HttpRespo
         data = assignment.study.image(served.case.tile)
     except FileNotFoundError as exc:
         raise Http404("image unavailable") from exc
-    response = HttpResponse(data, content_type="image/png")
+    if assignment.hand_out_image(served):
+        response = HttpResponse(data, content_type="image/png")
+    else:  # a timed trial's tile is handed out once: asked for again, it is not sent
+        response = HttpResponse(
+            "This tile has been shown; it is not shown again.", status=410,
+            content_type="text/plain",
+        )  # fmt: skip
     response["Cache-Control"] = "private, no-store"
     return response

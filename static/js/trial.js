@@ -11,6 +11,8 @@
   const needsConfidence = form.dataset.confidence === "required";
   const csrf = form.querySelector('input[name="csrfmiddlewaretoken"]').value;
   const serving = Number(form.dataset.serving);
+  // a timed trial (timed.js shows the tile for its exposure): no magnifier, no clock here
+  const timed = form.dataset.design === "timed";
   let sending = false;
   let answered = false;
 
@@ -30,7 +32,7 @@
   }
   const onScreen = () => Math.round(visibleMs + (since === null ? 0 : now() - since));
   function reportScreenTime() {
-    if (answered || sending) return;
+    if (answered || sending || timed) return;
     fetch(form.dataset.screenTime, {
       method: "POST",
       keepalive: true, // outlives the page being closed
@@ -39,13 +41,15 @@
       body: JSON.stringify({ trial: form.dataset.trial, serving, ms: onScreen() }),
     }).catch(() => {});
   }
-  if (tileImage.complete) startClock();
+  if (timed) {
+    // the time on screen of a timed trial is its exposure, which timed.js measures
+  } else if (tileImage.complete) startClock();
   else tileImage.addEventListener("load", startClock);
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden") {
       stopClock();
       reportScreenTime();
-    } else if (tileImage.complete) startClock();
+    } else if (tileImage.complete && !timed) startClock();
   });
   window.addEventListener("pagehide", () => {
     stopClock();
@@ -60,15 +64,18 @@
   function answer() {
     const call = form.querySelector('input[name="call"]:checked');
     const confidence = form.querySelector('input[name="confidence"]:checked');
+    if (timed && form.dataset.shown !== "true") {
+      const showing = ["loading", "exposing"].includes(form.dataset.shown);
+      return { error: showing ? "Wait until the tile has been shown." : "Press Space to show the tile first." };
+    }
     if (!call) return { error: "Choose real (R) or synthetic (S)." };
     if (needsConfidence && !confidence) return { error: "Choose a confidence from 1 to 5." };
-    return {
+    const body = {
       trial: form.dataset.trial,
       call: call.value,
       confidence: confidence ? Number(confidence.value) : null,
-      serving,
-      on_screen_ms: onScreen(),
     };
+    return timed ? body : { ...body, serving, on_screen_ms: onScreen() };
   }
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -158,7 +165,7 @@
   let zoom = 0;
 
   function fittedSide() {
-    const native = img.naturalWidth;
+    const native = img.naturalWidth || Number(img.dataset.native);
     const asked = Number(img.getAttribute("width"));
     const frame = view.parentElement;
     const style = getComputedStyle(frame);
@@ -170,7 +177,7 @@
   }
 
   function layout() {
-    if (!img.naturalWidth) return;
+    if (!img.naturalWidth && !img.dataset.native) return;
     const centreX = (view.scrollLeft + view.clientWidth / 2) / (img.clientWidth || 1);
     const centreY = (view.scrollTop + view.clientHeight / 2) / (img.clientHeight || 1);
     // measure the room with the tile at its own size (the study's magnification, shrunk to
@@ -191,7 +198,7 @@
     zoomIn.disabled = zoom === ZOOMS.length - 1;
     zoomOut.disabled = zoom === 0;
     hint.hidden = zoom === 0;
-    magnifier.hidden = false;
+    magnifier.hidden = timed;
   }
 
   function setZoom(step) {
@@ -224,7 +231,7 @@
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.ctrlKey || event.metaKey || sending) return;
     const key = event.key.toLowerCase();
-    if (key === "+" || key === "=" || key === "-") {
+    if (!timed && (key === "+" || key === "=" || key === "-")) {
       event.preventDefault();
       setZoom(key === "-" ? -1 : 1);
       return;

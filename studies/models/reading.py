@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from generation.models import CohortMember, LabelChoices, Tile
 from studies.models.study import Call, Study, new_token
+from studies.models.timing import timing_flag
 
 
 class Case(models.Model):
@@ -90,10 +91,48 @@ class Assignment(models.Model):
             first_served_at=Coalesce("first_served_at", Value(now)),
             serve_count=F("serve_count") + 1,  # concurrent loads both count
         )
+        if self.study.timed and trial.exposure_ms is None:
+            asked = self.study.asked_exposure(self.scored_answers(), trial.practice)
+            # a concurrent first serving computed the same exposure from the same answers
+            Trial.objects.filter(pk=trial.pk, exposure_ms=None).update(exposure_ms=asked)
+            trial.exposure_ms = asked
         trial.served_at = now
         trial.first_served_at = trial.first_served_at or now
         trial.serve_count += 1
         return trial
+
+    def scored_answers(self) -> list[tuple[int, bool]]:
+        """(exposure asked, right) of the reader's answered scored trials, in order."""
+        answered = (
+            self.trials.filter(practice=False, response__isnull=False)
+            .order_by("position")
+            .values_list("exposure_ms", "response__call", "case__kind")
+        )
+        return [(exposure, call == kind) for exposure, call, kind in answered]
+
+    def record_display(self, trial_token: str, serving: int, ms: float, frame_ms: float) -> None:
+        """Keep the duration the page measured of a timed trial's exposure: the first report
+        (the tile is handed out once, so there is one exposure to report)."""
+        with transaction.atomic():
+            trial = self.served_trial(trial_token, lock=True)
+            trial.check_serving(serving)
+            if trial.exposure_ms is None:
+                raise ValidationError({"trial": "this trial has no time limit"})
+            if trial.displayed_ms is None:
+                trial.displayed_ms, trial.frame_ms = ms, frame_ms
+                trial.save(update_fields=["displayed_ms", "frame_ms"])
+
+    def hand_out_image(self, trial: Trial) -> bool:
+        """Whether the trial's tile may be sent: always without a time limit; for a timed
+        trial, on its first request only (counted: it is shown once, and a reload shows the
+        mask instead)."""
+        if trial.exposure_ms is None:
+            return True  # no time limit: served as often as asked, not counted
+        trials = Trial.objects.filter(pk=trial.pk)
+        if trials.filter(image_requests=0).update(image_requests=1):
+            return True  # the first request, whichever of two concurrent ones came first
+        trials.update(image_requests=F("image_requests") + 1)
+        return False
 
     def served_trial(self, trial_token: str, lock: bool = False) -> Trial:
         """The reader's trial with this token, once served (locked for update if asked);
@@ -134,6 +173,10 @@ class Assignment(models.Model):
         """
         trial = self.served_trial(trial_token)
         validate_answer(self.study, call, confidence)
+        if trial.exposure_ms is not None and not trial.image_requests:
+            raise ValidationError(
+                {"trial": "the tile has not been shown yet: press Space to show it first"}
+            )
         seconds_on_screen = None
         if on_screen is not None:
             serving, ms = on_screen
@@ -232,6 +275,12 @@ class Trial(models.Model):
     serve_count = models.PositiveIntegerField(default=0)
     # milliseconds the page had the tile on screen, per serving ("1", "2", ...), as reported
     screen_ms = models.JSONField(default=dict, blank=True)
+    # timed studies: the exposure asked for (fixed when first served), how often the page
+    # fetched the tile (it is handed out once), and the duration the page measured
+    exposure_ms = models.PositiveIntegerField(null=True, blank=True)
+    image_requests = models.PositiveIntegerField(default=0)
+    displayed_ms = models.FloatField(null=True, blank=True)
+    frame_ms = models.FloatField(null=True, blank=True, help_text="the page's frame interval")
 
     class Meta:
         ordering = ["assignment", "position"]
@@ -249,6 +298,11 @@ class Trial(models.Model):
                 {"serving": f"must be a serving of this trial (1 to {self.serve_count}), got "
                             f"{serving}"}
             )  # fmt: skip
+
+    @property
+    def timing_flag(self) -> str:
+        return timing_flag(self.exposure_ms, self.displayed_ms, self.frame_ms,
+                           self.image_requests)  # fmt: skip
 
     def bounded_ms(self, ms: int) -> int:
         """A reported time on screen, at most the time since the tile was first served (plus

@@ -22,6 +22,7 @@ from generation.tiles import read_tile, write_atomic
 from histostudy.presentation import Presentation
 from studies import design
 from studies.models.arms import StudyArms, arms_frozen_once_opened
+from studies.models.timing import ReadingDesign
 
 if TYPE_CHECKING:  # a type only: reading.py imports this module
     from studies.models.reading import Assignment
@@ -65,7 +66,7 @@ class StudyQuerySet(models.QuerySet):
         ).distinct()
 
 
-class Study(StudyArms, models.Model):
+class Study(StudyArms, ReadingDesign):
     class Status(models.TextChoices):
         DRAFT = "draft"
         OPEN = "open"
@@ -94,6 +95,9 @@ class Study(StudyArms, models.Model):
         "seed",
         "equivalence_margin",
         "equivalence_alpha",
+        "trial_design",
+        "exposure_ms",
+        "staircase_start_ms",
     )
     # Text readers have read: frozen once the first response exists.
     READ_FIELDS = ("title", "instructions")
@@ -266,6 +270,7 @@ class Study(StudyArms, models.Model):
         if self.ratio_real == 0 and self.ratio_synthetic == 0:
             raise ValidationError({"ratio_synthetic": "real:synthetic ratio must not be 0:0"})
         self._check_locked()
+        self._check_design()
         if self.cohort_id is None:
             return
         arms = self.arm_cohorts()

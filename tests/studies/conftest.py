@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from rest_framework.test import APIClient
 
 from tests.factories import UserFactory, cohort_from_fixture_tiles, open_study
 
@@ -26,6 +27,14 @@ def bob(db):
 @pytest.fixture
 def study_with_two_readers(cohort, alice, bob):
     return open_study(cohort, [alice, bob], cases=10)
+
+
+@pytest.fixture
+def api(alice) -> APIClient:
+    """The REST API as alice."""
+    client = APIClient()
+    client.force_authenticate(alice)
+    return client
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ def add_form(cohort, **changes) -> dict:
         "jpeg_quality": 75,
         "equivalence_margin": 0.1,
         "equivalence_alpha": 0.05,
+        "trial_design": "single",
+        "staircase_start_ms": 1000,
         "assignments-TOTAL_FORMS": 0,
         "assignments-INITIAL_FORMS": 0,
         "assignments-MIN_NUM_FORMS": 0,

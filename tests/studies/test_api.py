@@ -14,13 +14,6 @@ from studies.models import Response
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def api(alice) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(alice)
-    return client
-
-
 def next_trial(api: APIClient, token: str) -> dict:
     reply = api.get(reverse("api:assignment-next", args=[token]))
     assert reply.status_code == 200
@@ -157,6 +150,7 @@ def test_openapi_schema_is_valid_and_covers_every_endpoint(tmp_path, alice, api)
         "/api/v1/assignments/{token}/progress/",
         "/api/v1/assignments/{token}/responses/",
         "/api/v1/assignments/{token}/screen-time/",
+        "/api/v1/assignments/{token}/display/",
         "/api/v1/studies/",
         "/api/v1/studies/{id}/",
         "/api/v1/studies/{id}/results/",

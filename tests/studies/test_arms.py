@@ -151,8 +151,8 @@ def test_the_admin_form_checks_the_design_against_the_arms_it_is_saving(two_arms
         "ratio_real": 1, "ratio_synthetic": 3, "stratify_by_label": "on",
         "case_selection": "shared", "practice_trials": 0, "seed": 1,
         "response_scale": "call+confidence", "magnification": 4, "jpeg_quality": 75,
-        "equivalence_margin": 0.1, "equivalence_alpha": 0.05,
-        "assignments-TOTAL_FORMS": 0, "assignments-INITIAL_FORMS": 0,
+        "equivalence_margin": 0.1, "equivalence_alpha": 0.05, "trial_design": "single",
+        "staircase_start_ms": 1000, "assignments-TOTAL_FORMS": 0, "assignments-INITIAL_FORMS": 0,
     }  # fmt: skip
     page = admin_client.post("/admin/studies/study/add/", form)
     assert page.status_code == 200

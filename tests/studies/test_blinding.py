@@ -5,6 +5,11 @@ dataset, prompt, hash, source file, label word) appears anywhere; every URL carr
 tokens only; and the page, payload and headers of a real trial equal those of a synthetic
 one once its token and position are masked. Images: same format, size, mode, headers and
 no metadata chunk.
+
+Each check runs over a study of each design: single tiles, timed at a fixed exposure, and
+timed with each reader's staircase. A staircase's exposure is set from the reader's answers
+to earlier trials only (test_timed_study), never from the trial's own kind, so it is masked
+like the position; it does carry implicit feedback on earlier trials (docs/researcher.md).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from PIL import Image
 
 from generation.models import CohortMember, Tile
 from histostudy.presentation import png_chunks
+from tests.factories import open_study
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +66,8 @@ def mask(text: str, trial_token: str, position: int, total: int) -> str:
     text = re.sub(r'value="\d+" aria-label="Progress"', 'value="<n>"', text)
     text = re.sub(r'"(served|answered)_at":\s*"[^"]+"', r'"\1_at":"<t>"', text)
     text = re.sub(r'"position":\s*\d+', '"position":<n>', text)
+    text = re.sub(r'data-exposure="\d+"', 'data-exposure="<ms>"', text)
+    text = re.sub(r'"exposure_ms":\s*\d+', '"exposure_ms":<ms>', text)
     text = re.sub(r'"answered":\s*\d+,\s*"total":\s*\d+,\s*"percent":\s*\d+', '"progress"', text)
     return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "<csrf>", text)
 
@@ -80,7 +88,9 @@ class Walk:
 
     def record(self, url: str, reply) -> None:
         headers = "\n".join(f"{k}: {v}" for k, v in sorted(reply.items()))
-        body = reply.content.decode() if not reply["Content-Type"].startswith("image/") else ""
+        body = (
+            reply.content.decode() if not reply.get("Content-Type", "").startswith("image/") else ""
+        )
         self.texts.append((url, headers + "\n" + body))
 
 
@@ -100,6 +110,14 @@ def walk_study(client, assignment) -> Walk:
         assert api_next.json()["trial"]["token"] == token
         image = walk.get(reverse("studies:image", args=[assignment.token, token]))
         walk.images[trial.case.kind].append(image)
+        if trial.exposure_ms is not None:  # what the timed page reports after the exposure
+            shown = client.post(
+                reverse("api:assignment-display", args=[assignment.token]),
+                json.dumps({"trial": token, "serving": 1, "ms": trial.exposure_ms,
+                            "frame_ms": 16.7}),
+                content_type="application/json",
+            )  # fmt: skip
+            walk.record("POST display", shown)
         posted = client.post(
             reverse("api:assignment-responses", args=[assignment.token]),
             json.dumps({"trial": token, "call": "real", "confidence": 3}),
@@ -117,14 +135,27 @@ def walk_study(client, assignment) -> Walk:
     return walk
 
 
+DESIGNS = {
+    "single": {},
+    "timed-fixed": {"trial_design": "timed", "exposure_ms": 250},
+    "timed-staircase": {"trial_design": "timed"},
+}
+
+
+@pytest.fixture(params=DESIGNS)
+def probed(request, cohort, alice, bob):
+    return open_study(cohort, [alice, bob], name=request.param, cases=10, **DESIGNS[request.param])
+
+
 @pytest.fixture
-def walked(study_with_two_readers, alice, alice_client):
-    return walk_study(alice_client, study_with_two_readers.assignments.get(reader=alice))
+def walked(probed, alice, alice_client):
+    return walk_study(alice_client, probed.assignments.get(reader=alice))
 
 
-def test_no_identifying_string_anywhere(study_with_two_readers, walked):
-    forbidden = secrets_of(study_with_two_readers)
-    assert len(walked.texts) == 55  # 4 study pages + 5 per trial x 10 + completion
+def test_no_identifying_string_anywhere(probed, walked):
+    forbidden = secrets_of(probed)
+    # 4 study pages + 5 per trial x 10 (6 where timed: its display report) + completion
+    assert len(walked.texts) == (65 if probed.timed else 55)
     for url, text in walked.texts:
         lowered = text.lower()
         leaks = sorted(s for s in forbidden if s in lowered)
@@ -146,6 +177,7 @@ def test_every_url_a_reader_sees_carries_opaque_tokens_only(walked):
         "progress",
         "responses",
         "screen-time",
+        "display",
         "static",
         "css",
         "js",
@@ -200,7 +232,6 @@ def test_every_image_is_rendered_when_the_study_opens_so_fetch_time_tells_nothin
     from django.test import Client
 
     from histostudy.presentation import Presentation
-    from tests.factories import open_study
 
     study = open_study(cohort, [alice], name="first", cases=8)
     presented = Path(settings.MEDIA_ROOT) / "presented" / study.presentation.key

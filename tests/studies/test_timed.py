@@ -6,7 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from studies.timed import LADDER, FitError, curve, fit, next_exposure, pooled_threshold
+from studies.timed import (
+    LADDER,
+    FitError,
+    by_exposure,
+    curve,
+    fit,
+    next_exposure,
+    pooled_threshold,
+    reversals,
+    staircase_threshold,
+)
 
 
 def test_the_staircase_steps_down_after_two_right_and_up_after_one_wrong():
@@ -95,3 +105,32 @@ def test_the_pooled_threshold_interval_covers_the_true_threshold():
         covered.append(found.low <= 400 <= found.high)
         assert found.low <= found.estimate <= found.high
     assert sum(covered) >= 4
+
+
+def test_accuracy_by_exposure_counts_every_trial_at_its_exposure():
+    answers = [(250, True), (100, False), (250, False), (1000, True), (250, True), (100, True)]
+    assert [(r.exposure, r.right, r.n) for r in by_exposure(answers)] == [
+        (100, 1, 2), (250, 2, 3), (1000, 1, 1),
+    ]  # fmt: skip
+    assert by_exposure([]) == []
+
+
+def test_the_staircase_threshold_is_the_geometric_mean_at_reversals_after_the_first_two():
+    # down, down, up (reversal at 400), stay, down (reversal at 600), up (reversal at 400),
+    # down (reversal at 600), down
+    exposures = [1000, 600, 400, 600, 600, 400, 600, 400, 250]
+    assert reversals(exposures) == [400, 600, 400, 600]
+    assert staircase_threshold(exposures) == pytest.approx(np.sqrt(400 * 600))
+    assert staircase_threshold(exposures, skip=3) == pytest.approx(600)
+    assert staircase_threshold([1000, 600, 400, 250]) is None  # never turned
+    assert staircase_threshold([1000, 1000]) is None
+
+
+def test_a_staircase_told_to_follow_the_record_continues_from_it():
+    # a recorded exposure the staircase did not ask (an edit, a changed ladder): an error,
+    # unless the server asks it to follow the record from that exposure's nearest step
+    answers = [(1000, True), (250, True), (250, True)]
+    with pytest.raises(ValueError, match="asked 1000"):
+        next_exposure(answers)
+    assert next_exposure(answers, strict=False) == 150  # restarted at 250: two right, down
+    assert next_exposure([(1000, True), (260, False)], strict=False) == 400
