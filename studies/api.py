@@ -16,7 +16,12 @@ from typing import IO
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError, ValidationError
@@ -25,6 +30,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response as ApiResponse
 
 from studies.models import AnswerLocked, Assignment, Call, Response, Study, Trial
+from studies.paired import SIDES
 from studies.views import next_url
 
 
@@ -98,6 +104,7 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
 class TrialSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
+    pair_image_urls = serializers.SerializerMethodField()
     magnification = serializers.IntegerField(source="assignment.study.magnification")
     exposure_ms = serializers.IntegerField(
         allow_null=True, help_text="timed studies: show the tile this long, then mask it (its "
@@ -106,11 +113,28 @@ class TrialSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Trial
-        fields = ["token", "position", "practice", "image_url", "magnification", "served_at",
-                  "exposure_ms"]  # fmt: skip
+        fields = ["token", "position", "practice", "image_url", "pair_image_urls",
+                  "magnification", "served_at", "exposure_ms"]  # fmt: skip
 
-    def get_image_url(self, obj: Trial) -> str:
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_image_url(self, obj: Trial) -> str | None:
+        if obj.pair_id is not None:
+            return None
         return reverse("studies:image", args=[obj.assignment.token, obj.token])
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {"left": {"type": "string"}, "right": {"type": "string"}},
+        }
+    )
+    def get_pair_image_urls(self, obj: Trial) -> dict | None:
+        """Paired studies: the two tiles by side (answer with the side taken for synthetic)."""
+        if obj.pair_id is None:
+            return None
+        args = [obj.assignment.token, obj.token]
+        return {side: reverse("studies:image-side", args=[*args, side]) for side in SIDES}
 
 
 class NextSerializer(serializers.Serializer):
@@ -216,7 +240,8 @@ class StoredAnswerSerializer(serializers.ModelSerializer):
         """Only practice trials are told the truth; scored trials never are."""
         if not obj.trial.practice:
             return None
-        return {"truth": obj.case.kind, "correct": obj.call == obj.case.kind}
+        truth = obj.trial.synthetic_side or obj.case.kind  # paired: the synthetic tile's side
+        return {"truth": truth, "correct": obj.call == truth}
 
 
 @extend_schema_view(

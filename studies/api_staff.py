@@ -35,6 +35,8 @@ class StudySerializer(serializers.ModelSerializer):
             "ratio_synthetic",
             "practice_trials",
             "response_scale",
+            "trial_design",
+            "exposure_ms",
             "seed",
             "opened_at",
             "closed_at",
@@ -44,12 +46,26 @@ class StudySerializer(serializers.ModelSerializer):
 class ResultSerializer(serializers.ModelSerializer):
     reader = serializers.CharField(source="reader.get_username")
     case = serializers.IntegerField(source="case_id")
-    truth = serializers.CharField(source="case.kind")
+    truth = serializers.SerializerMethodField(
+        help_text="the right call: the tile's kind, or (paired) the synthetic tile's side"
+    )
     label = serializers.IntegerField(source="case.label")
     tile_sha256 = serializers.CharField(source="case.tile.sha256")
     position = serializers.IntegerField(source="trial.position")
     practice = serializers.BooleanField(source="trial.practice")
     seconds = serializers.FloatField()
+    exposure_ms = serializers.IntegerField(source="trial.exposure_ms", allow_null=True)
+    displayed_ms = serializers.FloatField(source="trial.displayed_ms", allow_null=True)
+    pair = serializers.IntegerField(source="trial.pair_id", allow_null=True)
+    partner_tile_sha256 = serializers.SerializerMethodField(
+        help_text="paired: the pair's real tile (tile_sha256 is its synthetic one)"
+    )
+
+    def get_truth(self, obj: Response) -> str:
+        return obj.trial.synthetic_side or obj.case.kind
+
+    def get_partner_tile_sha256(self, obj: Response) -> str | None:
+        return obj.trial.pair.real.tile.sha256 if obj.trial.pair_id else None
 
     class Meta:
         model = Response
@@ -66,6 +82,10 @@ class ResultSerializer(serializers.ModelSerializer):
             "served_at",
             "answered_at",
             "seconds",
+            "exposure_ms",
+            "displayed_ms",
+            "pair",
+            "partner_tile_sha256",
         ]
 
 
@@ -98,6 +118,6 @@ class StaffStudyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Every response of the study with truth, in answer order."""
         study = self.get_object()
         rows = Response.objects.filter(case__study=study).select_related(
-            "reader", "case__tile", "trial"
+            "reader", "case__tile", "trial__pair__real__tile"
         )
         return ApiResponse(ResultSerializer(rows, many=True).data)

@@ -17,6 +17,7 @@ from histostudy.statistics import INTERVALS
 from studies import plots
 from studies.exports import imrmc_lines, response_rows
 from studies.models import Study
+from studies.paired_results import paired_results
 from studies.results import study_results
 from studies.timed_results import timed_results
 
@@ -40,6 +41,12 @@ def _method(request: HttpRequest) -> str:
 @require_GET
 def study_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     study = _study(request, pk)
+    if study.paired:  # its own statistics: a trial is a pair, an answer a side
+        pairs = paired_results(study, _method(request))
+        figures = {"paired": mark_safe(plots.paired_accuracy(pairs))} if pairs.readers else {}
+        context = {"study": study, "pairs": pairs, "figures": figures, "arms": [study.cohort],
+                   "progress": study.assignments.count()}  # fmt: skip
+        return render(request, "studies/dashboard_paired.html", context)
     results = study_results(study, _method(request))
     figures = {}
     if results.readers:
@@ -80,11 +87,12 @@ def export_responses(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 @require_GET
 def export_imrmc(request: HttpRequest, pk: int) -> HttpResponse:
     study = _study(request, pk)
-    if study.adaptive:
+    if study.paired or study.adaptive:
         return HttpResponse(
-            "An adaptive timed study shows each reader's cases at exposures of their own "
-            "staircase: iMRMC's model (one reading condition per modality) does not apply. Its "
-            "answers are in the responses export.", status=409, content_type="text/plain",
+            "iMRMC's model (one reading condition per modality, one score per case) does not "
+            "describe a paired study (a trial is a pair, the answer a side) or an adaptive timed "
+            "one (each reader's own exposures). The answers are in the responses export, the "
+            "statistics on the dashboard.", status=409, content_type="text/plain",
         )  # fmt: skip
     response = StreamingHttpResponse((line + "\n" for line in imrmc_lines(study)),
                                      content_type="text/csv")  # fmt: skip
@@ -108,6 +116,12 @@ def _finite(value):
 @require_GET
 def export_statistics(request: HttpRequest, pk: int) -> JsonResponse:
     study = _study(request, pk)
+    if study.paired:
+        data = {"study": study.name, "design": "paired",
+                "paired": paired_results(study, _method(request)).as_dict()}  # fmt: skip
+        response = JsonResponse(_finite(json.loads(json.dumps(data, default=float))))
+        response["Content-Disposition"] = f'attachment; filename="{study.name}-statistics.json"'
+        return response
     results = study_results(study, _method(request))
     data = results.as_dict()
     timing = timed_results(study, _method(request))

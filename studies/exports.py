@@ -14,16 +14,25 @@ RESPONSE_COLUMNS = [
     "generator", "scheme", "prompt", "call", "confidence", "score", "served_at", "answered_at",
     "seconds", "first_served_at", "serve_count", "seconds_since_first_shown", "seconds_on_screen",
     "arm", "design", "exposure_ms", "displayed_ms", "frame_ms", "image_requests", "timing_flag",
+    "pair", "partner_tile_sha256", "synthetic_side",
 ]  # fmt: skip
 
 
 def response_rows(study: Study) -> Iterator[list]:
     """Header, then one row per response (practice included, flagged), in answer order. A
-    synthetic tile's arm is the cohort it came with; a real tile serves every arm (blank)."""
+    synthetic tile's arm is the cohort it came with; a real tile serves every arm (blank). A
+    paired trial's row is its synthetic tile's, with the pair's real tile and sides at the
+    end."""
     yield RESPONSE_COLUMNS
     responses = (
         Response.objects.filter(case__study=study)
-        .select_related("reader", "trial", "case__tile", "case__member__cohort__generator")
+        .select_related(
+            "reader",
+            "trial",
+            "case__tile",
+            "case__member__cohort__generator",
+            "trial__pair__real__tile",
+        )
         .order_by("reader__username", "trial__position")
     )
     # each row's cohort without its plan; the prompts are read once per cohort
@@ -42,15 +51,33 @@ def response_rows(study: Study) -> Iterator[list]:
             cohort.generator.scheme if synthetic else "",
             prompts[cohort.pk][r.case.member.position], r.call,
             "" if r.confidence is None else r.confidence,
-            st.ordinal_score(r.call, r.confidence), r.served_at.isoformat(),
+            _score(r), r.served_at.isoformat(),
             r.answered_at.isoformat(), f"{r.seconds:.3f}", first.isoformat(),
             r.trial.serve_count, f"{(r.answered_at - first).total_seconds():.3f}",
             "" if r.on_screen_seconds is None else f"{r.on_screen_seconds:.3f}",
             cohort.name if synthetic else "", study.trial_design,
             *_blank_none(r.trial.exposure_ms, r.trial.displayed_ms, r.trial.frame_ms,
                          None if r.trial.exposure_ms is None else r.trial.image_requests),
-            r.trial.timing_flag,
+            r.trial.timing_flag, *_pair_columns(r.trial),
         ]  # fmt: skip
+
+
+def _score(r: Response) -> int | str:
+    """The 10-level score of the row's tile (higher: surer it is synthetic). A paired row's
+    tile is the pair's synthetic one: picking it is calling it synthetic, picking the other
+    calling it real."""
+    call = r.call
+    if r.trial.pair_id is not None:
+        call = st.POSITIVE if r.call == r.trial.synthetic_side else st.NEGATIVE
+    return st.ordinal_score(call, r.confidence)
+
+
+def _pair_columns(trial) -> list:
+    """A paired trial's pair, its real tile (the row's tile is the synthetic one) and the
+    synthetic tile's side (the call is the side the reader took for synthetic)."""
+    if trial.pair_id is None:
+        return ["", "", ""]
+    return [trial.pair_id, trial.pair.real.tile.sha256, trial.synthetic_side]
 
 
 def _blank_none(*values: object) -> list:

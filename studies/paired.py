@@ -11,8 +11,8 @@ on cluster come first, so a synthetic tile of a morphology with no real counterp
 only when the cluster-matched ones run out: a study that must include those should draw its
 synthetic tiles first (not yet offered).
 
-This is the first part of the paired design (issue 20): the pairing and the statistics. Studies
-do not offer the design yet: no model, trial page or dashboard uses this module.
+studies.models.pairing draws a paired study's pairs and each reader's sides with it;
+studies.paired_results reads a study's answers into analyse_pairs for the dashboard.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from html import escape
 import numpy as np
 
 from studies import timed
+from studies.paired_results import PairedStudy
 from studies.results import StudyResults
 from studies.timed_results import TimedResults, curve_points
 
@@ -236,3 +237,27 @@ def thresholds(results: TimedResults) -> str:
     c.y_axis("", [(row + 0.5, r.reader) for row, (_, r) in enumerate(readers)]
              + [(n - 0.5, "pooled")])  # fmt: skip
     return c.svg("Threshold exposure per reader")
+
+
+def paired_accuracy(results: PairedStudy) -> str:
+    """Per reader: the share of pairs where they picked the synthetic tile, with its 95%
+    interval; the reader average with its MRMC interval; shaded: 0.5 +- the margin."""
+    readers = results.readers
+    n = len(readers) + 1
+    c = Canvas(560, 22 * n + 90, y_range=(n, 0), margin=(40, 16, 46, 110))
+    c.rect(0.5 - results.margin, 0.5 + results.margin, n, 0, "#eef5f1")
+    c.line(0.5, n, 0.5, 0, MUTED, dash="4 3")
+    for i, r in enumerate(readers):
+        p = r.accuracy
+        c.line(p.low, i + 0.5, p.high, i + 0.5, SENS, width=1.5)
+        c.dot(p.value, i + 0.5, SENS, f"{r.reader}: {p.k} of {p.n} ({p.low:.2f}-{p.high:.2f})")
+    average = results.analysis.average
+    if average is not None:
+        low, high = max(average.ci_low, 0.0), min(average.ci_high, 1.0)
+        c.line(low, n - 0.5, high, n - 0.5, INK, width=1.5)
+        c.dot(average.estimate, n - 0.5, INK,
+              f"reader average {average.estimate:.3f} ({low:.3f}-{high:.3f})")  # fmt: skip
+    c.x_axis("share of pairs where the synthetic tile was picked (95% interval)")
+    c.y_axis("", [(i + 0.5, r.reader) for i, r in enumerate(readers)]
+             + [(n - 0.5, "reader average")])  # fmt: skip
+    return c.svg("Paired: picked the synthetic tile")

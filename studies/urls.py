@@ -9,6 +9,11 @@ urlpatterns = [
     path("<str:token>/trial/", views.trial, name="trial"),
     path("<str:token>/trial/<str:trial_token>/answer/", views.answer, name="answer"),
     path("<str:token>/trial/<str:trial_token>/image/", views.trial_image, name="image"),
+    path(
+        "<str:token>/trial/<str:trial_token>/image/<str:side>/",
+        views.trial_image,
+        name="image-side",
+    ),
     path("<str:token>/trial/<str:trial_token>/feedback/", views.feedback, name="feedback"),
     path("<str:token>/done/", views.done, name="done"),
 ]

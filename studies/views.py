@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from studies.models import AnswerLocked, Assignment, Study, Trial
+from studies.paired import SIDES
 
 
 def reader_assignment(request: HttpRequest, token: str) -> Assignment:
@@ -74,6 +75,7 @@ def trial(request: HttpRequest, token: str) -> HttpResponse:
         "size": assignment.study.presentation.size * assignment.study.magnification,
         # a timed trial whose tile was handed out already (a reload): the mask, not the tile
         "shown": current.exposure_ms is not None and current.image_requests > 0,
+        "sides": SIDES,  # a paired trial's two tiles, always in this order
     }
     return render(request, "studies/trial.html", context)
 
@@ -144,14 +146,24 @@ def done(request: HttpRequest, token: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def trial_image(request: HttpRequest, token: str, trial_token: str) -> HttpResponse:
-    """A served trial's tile through the study's presentation pipeline; identical headers."""
+def trial_image(
+    request: HttpRequest, token: str, trial_token: str, side: str | None = None
+) -> HttpResponse:
+    """A served trial's tile through the study's presentation pipeline; identical headers. A
+    paired trial's two tiles are asked for by side, never by kind."""
     assignment = reader_assignment(request, token)
     served = get_object_or_404(
-        assignment.trials.select_related("case__tile"), token=trial_token, served_at__isnull=False
+        assignment.trials.select_related("case__tile", "pair__real__tile"),
+        token=trial_token,
+        served_at__isnull=False,
     )
+    tile = served.case.tile
+    if (served.pair_id is None) != (side is None) or side not in (None, "left", "right"):
+        raise Http404("no such image")
+    if side is not None and side != served.synthetic_side:
+        tile = served.pair.real.tile
     try:
-        data = assignment.study.image(served.case.tile)
+        data = assignment.study.image(tile)
     except FileNotFoundError as exc:
         raise Http404("image unavailable") from exc
     if assignment.hand_out_image(served):

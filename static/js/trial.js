@@ -13,6 +13,8 @@
   const serving = Number(form.dataset.serving);
   // a timed trial (timed.js shows the tile for its exposure): no magnifier, no clock here
   const timed = form.dataset.design === "timed";
+  // a paired trial: two tiles, answered by side; no magnifier
+  const paired = form.dataset.design === "paired";
   let sending = false;
   let answered = false;
 
@@ -21,7 +23,7 @@
   // the server sums the servings of a trial; the answer carries this serving's time.
   let visibleMs = 0;
   let since = null;
-  const tileImage = document.getElementById("tile");
+  const tileImage = document.getElementById(paired ? "tile-left" : "tile");
   const now = () => performance.now();
   function startClock() {
     if (since === null && document.visibilityState === "visible") since = now();
@@ -68,7 +70,10 @@
       const showing = ["loading", "exposing"].includes(form.dataset.shown);
       return { error: showing ? "Wait until the tile has been shown." : "Press Space to show the tile first." };
     }
-    if (!call) return { error: "Choose real (R) or synthetic (S)." };
+    if (!call) {
+      return { error: paired ? "Choose the synthetic tile: left (← or L) or right (→ or R)."
+        : "Choose real (R) or synthetic (S)." };
+    }
     if (needsConfidence && !confidence) return { error: "Choose a confidence from 1 to 5." };
     const body = {
       trial: form.dataset.trial,
@@ -160,7 +165,7 @@
   const zoomIn = document.getElementById("zoom-in");
   const zoomOut = document.getElementById("zoom-out");
   const zoomLevel = document.getElementById("zoom-level");
-  const hint = magnifier.querySelector(".hint");
+  const hint = magnifier && magnifier.querySelector(".hint"); // (a paired trial has none)
   const ZOOMS = [1, 2, 3, 4];
   let zoom = 0;
 
@@ -206,32 +211,34 @@
     layout();
   }
 
-  zoomIn.addEventListener("click", () => setZoom(1));
-  zoomOut.addEventListener("click", () => setZoom(-1));
-  window.addEventListener("resize", layout);
-  if (img.complete) layout();
-  else img.addEventListener("load", layout);
+  if (img) { // (a paired trial has two tiles, fitted by CSS, and no magnifier)
+    zoomIn.addEventListener("click", () => setZoom(1));
+    zoomOut.addEventListener("click", () => setZoom(-1));
+    window.addEventListener("resize", layout);
+    if (img.complete) layout();
+    else img.addEventListener("load", layout);
 
-  // drag to move a zoomed view with a mouse (touch screens scroll it natively)
-  let drag = null;
-  view.addEventListener("pointerdown", (event) => {
-    if (zoom === 0 || event.pointerType !== "mouse") return;
-    drag = { x: event.clientX, y: event.clientY, left: view.scrollLeft, top: view.scrollTop };
-    view.setPointerCapture(event.pointerId);
-  });
-  view.addEventListener("pointermove", (event) => {
-    if (!drag) return;
-    view.scrollLeft = drag.left - (event.clientX - drag.x);
-    view.scrollTop = drag.top - (event.clientY - drag.y);
-  });
-  view.addEventListener("pointerup", () => { drag = null; });
+    // drag to move a zoomed view with a mouse (touch screens scroll it natively)
+    let drag = null;
+    view.addEventListener("pointerdown", (event) => {
+      if (zoom === 0 || event.pointerType !== "mouse") return;
+      drag = { x: event.clientX, y: event.clientY, left: view.scrollLeft, top: view.scrollTop };
+      view.setPointerCapture(event.pointerId);
+    });
+    view.addEventListener("pointermove", (event) => {
+      if (!drag) return;
+      view.scrollLeft = drag.left - (event.clientX - drag.x);
+      view.scrollTop = drag.top - (event.clientY - drag.y);
+    });
+    view.addEventListener("pointerup", () => { drag = null; });
+  }
 
   const PAN = { arrowleft: [-1, 0], arrowright: [1, 0], arrowup: [0, -1], arrowdown: [0, 1] };
 
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.ctrlKey || event.metaKey || sending) return;
     const key = event.key.toLowerCase();
-    if (!timed && (key === "+" || key === "=" || key === "-")) {
+    if (img && !timed && (key === "+" || key === "=" || key === "-")) {
       event.preventDefault();
       setZoom(key === "-" ? -1 : 1);
       return;
@@ -243,8 +250,14 @@
       view.scrollBy(dx * view.clientWidth / 4, dy * view.clientHeight / 4);
       return;
     }
-    if (key === "r") choose("call", "real");
-    else if (key === "s") choose("call", "synthetic");
+    // the arrows pick a side, except on a confidence button, where they move between levels
+    const onLevel = event.target instanceof HTMLInputElement && event.target.name !== "call";
+    const arrow = key === "arrowleft" || key === "arrowright";
+    if (paired && onLevel && arrow) return;
+    if (paired && (key === "arrowleft" || key === "l")) choose("call", "left");
+    else if (paired && (key === "arrowright" || key === "r")) choose("call", "right");
+    else if (!paired && key === "r") choose("call", "real");
+    else if (!paired && key === "s") choose("call", "synthetic");
     else if (needsConfidence && /^[1-5]$/.test(key)) choose("confidence", key);
     else if (key === "enter") {
       // Enter on a button or link outside the form (the magnifier, sign out) is theirs

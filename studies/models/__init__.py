@@ -5,6 +5,7 @@ see Assignment and Trial tokens only. One response per reader and case is a data
 constraint, not a view's promise.
 """
 
+from studies.models.pairing import CasePair
 from studies.models.reading import (
     AnswerLocked,
     Assignment,
@@ -21,6 +22,7 @@ __all__ = [
     "Assignment",
     "Call",
     "Case",
+    "CasePair",
     "Progress",
     "Response",
     "Study",

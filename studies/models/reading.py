@@ -247,8 +247,8 @@ class AnswerLocked(Exception):
 def validate_answer(study: Study, call: str, confidence: int | None) -> None:
     """The one answer validator (form, API, tests), backed by the Response constraints."""
     errors = {}
-    if call not in Call.values:
-        errors["call"] = f"must be one of {', '.join(Call.values)}, got {call!r}"
+    if call not in study.calls:
+        errors["call"] = f"must be one of {', '.join(study.calls)}, got {call!r}"
     if study.asks_confidence:
         if (
             not isinstance(confidence, int)
@@ -279,6 +279,11 @@ class Trial(models.Model):
     # fetched the tile (it is handed out once), and the duration the page measured
     exposure_ms = models.PositiveIntegerField(null=True, blank=True)
     image_requests = models.PositiveIntegerField(default=0)
+    # paired studies: the pair (its synthetic case is `case`) and the synthetic tile's side
+    pair = models.ForeignKey(
+        "studies.CasePair", null=True, blank=True, on_delete=models.CASCADE, related_name="trials"
+    )
+    synthetic_side = models.CharField(max_length=5, blank=True)
     displayed_ms = models.FloatField(null=True, blank=True)
     frame_ms = models.FloatField(null=True, blank=True, help_text="the page's frame interval")
 

@@ -4,7 +4,6 @@ its cases and each reader's assignment (drawn by studies.design)."""
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.apps import apps
@@ -17,11 +16,11 @@ from django.db.models import Q
 from django.db.models.signals import m2m_changed
 from django.utils import timezone
 
-from generation.models import Cohort, CohortMember, Tile
-from generation.tiles import read_tile, write_atomic
-from histostudy.presentation import Presentation
+from generation.models import Cohort, CohortMember
 from studies import design
+from studies.models import pairing
 from studies.models.arms import StudyArms, arms_frozen_once_opened
+from studies.models.images import StudyImages
 from studies.models.timing import ReadingDesign
 
 if TYPE_CHECKING:  # a type only: reading.py imports this module
@@ -46,6 +45,9 @@ def new_seed() -> int:
 class Call(models.TextChoices):
     REAL = "real", "Real"
     SYNTHETIC = "synthetic", "Synthetic"
+    # paired studies: the side the reader takes for synthetic
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
 
 
 class StudyQuerySet(models.QuerySet):
@@ -66,7 +68,7 @@ class StudyQuerySet(models.QuerySet):
         ).distinct()
 
 
-class Study(StudyArms, ReadingDesign):
+class Study(StudyArms, StudyImages, ReadingDesign):
     class Status(models.TextChoices):
         DRAFT = "draft"
         OPEN = "open"
@@ -198,42 +200,6 @@ class Study(StudyArms, ReadingDesign):
         super().save(*args, **kwargs)
 
     @property
-    def presentation(self) -> Presentation:
-        return Presentation(size=self.cohort.real_dataset.tile_size, jpeg_quality=self.jpeg_quality)
-
-    def image(self, tile: Tile) -> bytes:
-        """The tile as readers see it, rendered once per presentation and kept on disk."""
-        presentation = self.presentation
-        cached = self.presented_path(tile, presentation)
-        try:
-            return cached.read_bytes()
-        except FileNotFoundError:
-            pass
-        data = presentation.render(read_tile(tile.path))
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(cached, data)
-        return data
-
-    def render_images(self) -> int:
-        """Render every case's image before any reader fetches one, so that no fetch takes
-        longer for a tile rendered on first request (a new synthetic tile) than for one an
-        earlier study left cached (a reused real tile): fetch time must not tell the kinds
-        apart. Returns how many were rendered now."""
-        rendered = 0
-        presentation = self.presentation
-        tiles = Tile.objects.filter(cases__study=self).distinct()
-        for tile in tiles.iterator(chunk_size=500):
-            if not self.presented_path(tile, presentation).exists():
-                self.image(tile)
-                rendered += 1
-        return rendered
-
-    def presented_path(self, tile: Tile, presentation: Presentation | None = None) -> Path:
-        """Where the tile's presented image is kept, one folder per presentation setting."""
-        key = (presentation or self.presentation).key
-        return Path(settings.MEDIA_ROOT) / "presented" / key / tile.relpath
-
-    @property
     def design(self) -> design.Design:
         return self._design(self.cases_per_reader)
 
@@ -272,6 +238,11 @@ class Study(StudyArms, ReadingDesign):
         self._check_locked()
         self._check_design()
         if self.cohort_id is None:
+            return
+        if self.paired:
+            pairing.check(self)  # one arm, shared pairs
+            self._check_arms(self.arm_cohorts())
+            pairing.draw(self)  # enough pairs
             return
         arms = self.arm_cohorts()
         self._check_arms(arms)
@@ -327,6 +298,9 @@ class Study(StudyArms, ReadingDesign):
         self.save(update_fields=["status", "closed_at"])
 
     def _build_cases(self) -> None:
+        if self.paired:
+            pairing.build_cases(self)
+            return
         pool = self.cohort_pool()
         practice = set(design.draw(pool, self.practice_design, self.seed))
         chosen = {c.id for c in pool}
@@ -359,6 +333,11 @@ class Study(StudyArms, ReadingDesign):
 
     def _create_assignment(self, reader) -> Assignment:
         seed = design.reader_seed(self.seed, reader.pk)
+        if self.paired:
+            assignment = _reading("Assignment").objects.create(study=self, reader=reader, seed=seed)
+            assignment.n_trials = pairing.create_trials(self, assignment)
+            assignment.save(update_fields=["n_trials"])
+            return assignment
         arm = {c.pk: i for i, c in enumerate(self.arm_cohorts())}
         cases = list(self.cases.values_list("id", "kind", "label", "practice", "member__cohort_id"))
         practice = [design.PoolCase(i, k, lbl, arm[c]) for i, k, lbl, p, c in cases if p]

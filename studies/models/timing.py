@@ -1,6 +1,7 @@
-"""A study's trial design (single tiles without a time limit, or time-limited exposure) and
-what a timed trial records: the exposure the server asked for, the one the page measured, and
-whether the two agree within a couple of display frames.
+"""A study's trial design (single tiles without a time limit, pairs of a real and a synthetic
+tile (studies.models.pairing), or time-limited exposure) and what a timed trial records: the
+exposure the server asked for, the one the page measured, and whether the two agree within a
+couple of display frames.
 
 The exposure of a trial is fixed when it is first served: the study's fixed exposure, or the
 next step of the reader's 1-up-2-down staircase (studies.timed.next_exposure), a pure function
@@ -23,6 +24,7 @@ DEFAULT_FRAME_MS = 1000 / 60  # where the page measured no frame interval
 
 class TrialDesign(models.TextChoices):
     SINGLE = "single", "Single tile, no time limit (the paper's design)"
+    PAIRED = "paired", "A real and a synthetic tile side by side: which is synthetic? (2AFC)"
     TIMED = "timed", "Single tile shown for a limited time, then masked (HYPE)"
 
 
@@ -59,6 +61,15 @@ class ReadingDesign(models.Model):
     @property
     def adaptive(self) -> bool:
         return self.timed and not self.exposure_ms
+
+    @property
+    def paired(self) -> bool:
+        return self.trial_design == TrialDesign.PAIRED
+
+    @property
+    def calls(self) -> tuple[str, str]:
+        """The answers a trial takes: a kind, or (paired) the side taken for synthetic."""
+        return ("left", "right") if self.paired else ("real", "synthetic")
 
     def _check_design(self) -> None:
         if not self.timed and self.exposure_ms:

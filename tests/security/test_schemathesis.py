@@ -70,6 +70,9 @@ def answer_a_served_trial(case: Case, assignment: Assignment | None) -> None:
         return
     served = assignment.next_trial() or assignment.trials.order_by("-position").first()
     case.body["trial"] = served.token
+    calls = assignment.study.calls  # the schema's calls are every design's; a study takes two
+    if case.body.get("call") in ("real", "synthetic", "left", "right"):
+        case.body["call"] = calls[case.body["call"] in ("synthetic", "right")]
     if isinstance(case.body.get("serving"), int):  # a serving the page could have had
         case.body["serving"] = 1 + case.body["serving"] % served.serve_count
 

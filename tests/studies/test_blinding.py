@@ -6,8 +6,9 @@ tokens only; and the page, payload and headers of a real trial equal those of a 
 one once its token and position are masked. Images: same format, size, mode, headers and
 no metadata chunk.
 
-Each check runs over a study of each design: single tiles, timed at a fixed exposure, and
-timed with each reader's staircase. A staircase's exposure is set from the reader's answers
+Each check runs over a study of each design: single tiles, pairs (where the side of the
+synthetic tile plays the kind's part), timed at a fixed exposure, and timed with each reader's
+staircase. A staircase's exposure is set from the reader's answers
 to earlier trials only (test_timed_study), never from the trial's own kind, so it is masked
 like the position; it does carry implicit feedback on earlier trials (docs/researcher.md).
 """
@@ -108,8 +109,14 @@ def walk_study(client, assignment) -> Walk:
         assert trial.position == position
         api_next = walk.get(reverse("api:assignment-next", args=[assignment.token]))
         assert api_next.json()["trial"]["token"] == token
-        image = walk.get(reverse("studies:image", args=[assignment.token, token]))
-        walk.images[trial.case.kind].append(image)
+        if trial.pair_id is None:
+            image = walk.get(reverse("studies:image", args=[assignment.token, token]))
+            walk.images[trial.case.kind].append(image)
+        else:  # a pair's two tiles, always left then right: the order tells no side
+            for side in ("left", "right"):
+                image = walk.get(reverse("studies:image-side", args=[assignment.token, token,
+                                                                         side]))  # fmt: skip
+                walk.images["synthetic" if side == trial.synthetic_side else "real"].append(image)
         if trial.exposure_ms is not None:  # what the timed page reports after the exposure
             shown = client.post(
                 reverse("api:assignment-display", args=[assignment.token]),
@@ -120,12 +127,12 @@ def walk_study(client, assignment) -> Walk:
             walk.record("POST display", shown)
         posted = client.post(
             reverse("api:assignment-responses", args=[assignment.token]),
-            json.dumps({"trial": token, "call": "real", "confidence": 3}),
+            json.dumps({"trial": token, "call": assignment.study.calls[0], "confidence": 3}),
             content_type="application/json",
         )
         walk.record("POST responses", posted)
         progress = walk.get(reverse("api:assignment-progress", args=[assignment.token]))
-        kind = trial.case.kind
+        kind = trial.synthetic_side or trial.case.kind  # paired: the side that is synthetic
         for reply in (page, api_next, posted):
             body = reply.content.decode()
             headers = sorted((k, v) for k, v in reply.items() if k not in VARYING_HEADERS)
@@ -139,6 +146,7 @@ DESIGNS = {
     "single": {},
     "timed-fixed": {"trial_design": "timed", "exposure_ms": 250},
     "timed-staircase": {"trial_design": "timed"},
+    "paired": {"trial_design": "paired"},
 }
 
 
@@ -155,7 +163,8 @@ def walked(probed, alice, alice_client):
 def test_no_identifying_string_anywhere(probed, walked):
     forbidden = secrets_of(probed)
     # 4 study pages + 5 per trial x 10 (6 where timed: its display report) + completion
-    assert len(walked.texts) == (65 if probed.timed else 55)
+    # (6 where paired: its two tiles)
+    assert len(walked.texts) == (65 if probed.timed or probed.paired else 55)
     for url, text in walked.texts:
         lowered = text.lower()
         leaks = sorted(s for s in forbidden if s in lowered)
@@ -178,6 +187,8 @@ def test_every_url_a_reader_sees_carries_opaque_tokens_only(walked):
         "responses",
         "screen-time",
         "display",
+        "left",
+        "right",
         "static",
         "css",
         "js",
@@ -198,7 +209,8 @@ def test_every_url_a_reader_sees_carries_opaque_tokens_only(walked):
 
 
 def test_real_and_synthetic_trials_are_indistinguishable_but_for_pixels(walked):
-    real, synthetic = walked.per_kind["real"], walked.per_kind["synthetic"]
+    # a single tile's kind, or the side of a pair's synthetic tile
+    real, synthetic = (walked.per_kind[k] for k in sorted(walked.per_kind))
     assert len(real) == len(synthetic) == 20  # 5 trials x 4 replies per kind
     # Per reply type (page, next, submit, progress), the masked text is one and the same.
     assert len({*real[0::4], *synthetic[0::4]}) == 1
@@ -210,7 +222,7 @@ def test_real_and_synthetic_trials_are_indistinguishable_but_for_pixels(walked):
 def test_images_match_in_format_size_mode_headers_and_carry_no_metadata(walked):
     headers, shapes = set(), set()
     for kind in ("real", "synthetic"):
-        assert len(walked.images[kind]) == 5
+        assert len(walked.images[kind]) == len(walked.images["real"]) in (5, 10)
         for reply in walked.images[kind]:
             headers.add(tuple(sorted((k, v) for k, v in reply.items() if k not in VARYING_HEADERS)))
             image = Image.open(io.BytesIO(reply.content))

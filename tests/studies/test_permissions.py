@@ -94,6 +94,8 @@ TABLE = {
     "studies:trial": ("get", ["a"], (LOGIN, 200, 404, 404)),
     "studies:answer": ("post", ["a", "served"], (LOGIN, 302, 404, 404)),
     "studies:image": ("get", ["a", "served"], (LOGIN, 200, 404, 404)),
+    # the world's study is not paired: its trials have no tile by side
+    "studies:image-side": ("get", ["a", "served", "=left"], (LOGIN, 404, 404, 404)),
     "studies:feedback": ("get", ["a", "practice"], (LOGIN, 200, 404, 404)),
     "studies:done": ("get", ["a"], (LOGIN, 302, 404, 404)),
     "api:schema": ("get", [], (403, 200, 200, 200)),
