@@ -276,7 +276,7 @@ class ResponseAdmin(admin.ModelAdmin):
             super()
             .get_queryset(request)
             .filter(case__study__in=Study.objects.for_staff(request.user))
-            .select_related("reader", "case__study")
+            .select_related("reader", "case__study", "trial")  # truth reads the trial
         )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -294,9 +294,8 @@ class ResponseAdmin(admin.ModelAdmin):
 
     @admin.display(ordering="case__kind")
     def truth(self, obj: Response) -> str:
-        if obj.trial.pair_id is not None:  # paired: the right answer is a side
-            return format_html("<strong>{}</strong> (synthetic side)", obj.trial.synthetic_side)
-        return format_html("<strong>{}</strong>", obj.case.kind)
+        side = " (synthetic side)" if obj.trial.pair_id is not None else ""
+        return format_html("<strong>{}</strong>{}", obj.truth, side)
 
     @admin.display(description="seconds")
     def seconds(self, obj: Response) -> str:

@@ -240,8 +240,7 @@ class StoredAnswerSerializer(serializers.ModelSerializer):
         """Only practice trials are told the truth; scored trials never are."""
         if not obj.trial.practice:
             return None
-        truth = obj.trial.synthetic_side or obj.case.kind  # paired: the synthetic tile's side
-        return {"truth": truth, "correct": obj.call == truth}
+        return {"truth": obj.truth, "correct": obj.call == obj.truth}
 
 
 @extend_schema_view(

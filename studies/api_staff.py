@@ -46,7 +46,7 @@ class StudySerializer(serializers.ModelSerializer):
 class ResultSerializer(serializers.ModelSerializer):
     reader = serializers.CharField(source="reader.get_username")
     case = serializers.IntegerField(source="case_id")
-    truth = serializers.SerializerMethodField(
+    truth = serializers.CharField(
         help_text="the right call: the tile's kind, or (paired) the synthetic tile's side"
     )
     label = serializers.IntegerField(source="case.label")
@@ -60,9 +60,6 @@ class ResultSerializer(serializers.ModelSerializer):
     partner_tile_sha256 = serializers.SerializerMethodField(
         help_text="paired: the pair's real tile (tile_sha256 is its synthetic one)"
     )
-
-    def get_truth(self, obj: Response) -> str:
-        return obj.trial.synthetic_side or obj.case.kind
 
     def get_partner_tile_sha256(self, obj: Response) -> str | None:
         return obj.trial.pair.real.tile.sha256 if obj.trial.pair_id else None

@@ -116,17 +116,15 @@ def _finite(value):
 @require_GET
 def export_statistics(request: HttpRequest, pk: int) -> JsonResponse:
     study = _study(request, pk)
+    method = _method(request)
     if study.paired:
         data = {"study": study.name, "design": "paired",
-                "paired": paired_results(study, _method(request)).as_dict()}  # fmt: skip
-        response = JsonResponse(_finite(json.loads(json.dumps(data, default=float))))
-        response["Content-Disposition"] = f'attachment; filename="{study.name}-statistics.json"'
-        return response
-    results = study_results(study, _method(request))
-    data = results.as_dict()
-    timing = timed_results(study, _method(request))
-    if timing is not None:
-        data["timed"] = timing.as_dict()
+                "paired": paired_results(study, method).as_dict()}  # fmt: skip
+    else:
+        data = study_results(study, method).as_dict()
+        timing = timed_results(study, method)
+        if timing is not None:
+            data["timed"] = timing.as_dict()
     response = JsonResponse(_finite(json.loads(json.dumps(data, default=float))))
-    response["Content-Disposition"] = f'attachment; filename="{results.study.name}-statistics.json"'
+    response["Content-Disposition"] = f'attachment; filename="{study.name}-statistics.json"'
     return response

@@ -28,7 +28,6 @@ def response_rows(study: Study) -> Iterator[list]:
         Response.objects.filter(case__study=study)
         .select_related(
             "reader",
-            "trial",
             "case__tile",
             "case__member__cohort__generator",
             "trial__pair__real__tile",
@@ -68,7 +67,7 @@ def _score(r: Response) -> int | str:
     calling it real."""
     call = r.call
     if r.trial.pair_id is not None:
-        call = st.POSITIVE if r.call == r.trial.synthetic_side else st.NEGATIVE
+        call = st.POSITIVE if r.call == r.truth else st.NEGATIVE
     return st.ordinal_score(call, r.confidence)
 
 

@@ -165,6 +165,15 @@ def _log_scale(low: float, high: float):
     return lambda ms: (math.log(ms) - math.log(low)) / span
 
 
+def _exposure_axis(c: Canvas, at, low: float, high: float, label: str) -> None:
+    """The x axis of a timed plot: log exposure, ticked at the ladder's steps in range."""
+    lo = c.y_range[0]
+    c.line(0, lo, 1, lo)
+    for ms in (ms for ms in timed.LADDER if low <= ms <= high):
+        c.text(c.x(at(ms)), c.y(lo) + 14, f"{ms:g}", size=10)
+    c.text(c.x(0.5), c.height - 8, label)
+
+
 def psychometric(results: TimedResults) -> str:
     """Accuracy at each exposure (all readers, 95% intervals, dot area by trials) with the
     pooled fitted curve, each reader's curve faintly, and the pooled threshold's interval."""
@@ -191,12 +200,7 @@ def psychometric(results: TimedResults) -> str:
             SENS,
             f"{row.exposure} ms: {row.right} of {row.n} right ({p.low:.2f}-{p.high:.2f})",
         )
-    ticks = [ms for ms in timed.LADDER if low <= ms <= high]
-    lo = c.y_range[0]
-    c.line(0, lo, 1, lo)
-    for ms in ticks:
-        c.text(c.x(at(ms)), c.y(lo) + 14, f"{ms:g}", size=10)
-    c.text(c.x(0.5), c.height - 8, "exposure (ms, log scale)")
+    _exposure_axis(c, at, low, high, "exposure (ms, log scale)")
     c.y_axis("share right", [(t, f"{t:g}") for t in (0, 0.25, 0.5, 0.75, 1.0)])
     return c.svg("Psychometric curve: accuracy by exposure")
 
@@ -229,11 +233,7 @@ def thresholds(results: TimedResults) -> str:
         c.line(at(p.low), n - 0.5, at(p.high), n - 0.5, INK, width=1.5)
         tip = f"pooled {p.estimate:.0f} ms ({p.low:.0f}-{p.high:.0f})"
         c.dot(at(p.estimate), n - 0.5, INK, tip)
-    lo = c.y_range[0]
-    c.line(0, lo, 1, lo)
-    for ms in (ms for ms in timed.LADDER if low <= ms <= high):
-        c.text(c.x(at(ms)), c.y(lo) + 14, f"{ms:g}", size=10)
-    c.text(c.x(0.5), c.height - 8, "threshold exposure (ms, log scale; 75% right)")
+    _exposure_axis(c, at, low, high, "threshold exposure (ms, log scale; 75% right)")
     c.y_axis("", [(row + 0.5, r.reader) for row, (_, r) in enumerate(readers)]
              + [(n - 0.5, "pooled")])  # fmt: skip
     return c.svg("Threshold exposure per reader")

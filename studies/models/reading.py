@@ -350,5 +350,10 @@ class Response(models.Model):
         return f"{self.reader} {self.case}: {self.call}"
 
     @property
+    def truth(self) -> str:
+        """The right answer: the tile's kind, or in a paired trial the synthetic tile's side."""
+        return self.trial.synthetic_side or self.case.kind
+
+    @property
     def seconds(self) -> float:
         return (self.answered_at - self.served_at).total_seconds()
