@@ -241,6 +241,7 @@ def _generator(
                 max_minutes=options.train_minutes,
                 max_tiles=cap,
                 resume=True,  # continues a demo stopped during training
+                preview_steps=options.steps,  # as its cohort is sampled
             )
         except GeneratorError as exc:
             raise DemoError(str(exc)) from exc

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SHARED_PCAM = Path(__file__).resolve().parents[2] / "shared" / "pcam"
@@ -18,6 +20,39 @@ def pytest_configure(config) -> None:
         import torch
 
         torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def inception_features_once():
+    """Each distinct tile through the FID Inception network once per test process.
+
+    The network costs about 0.25 s a tile on one CPU thread, and the same fixture tiles (and
+    the same deterministic tiny-generator tiles) are embedded in dozens of tests. Within a
+    test run, a tile's features are computed by the real network the first time they are
+    asked for and reused after: the same vector the network gives again, up to batch
+    round-off. What tests check of the embedding (the network's output, the database cache
+    of TileEmbedding rows, which is per test) is unchanged; a test may still replace
+    InceptionEmbedder.embed with monkeypatch.
+    """
+    from generation.annotation.embeddings import InceptionEmbedder
+
+    original = InceptionEmbedder.embed
+    memo: dict[tuple[str, tuple[int, ...], bytes], np.ndarray] = {}
+
+    def embed(self, tiles: np.ndarray) -> np.ndarray:
+        tiles = np.ascontiguousarray(tiles)
+        if not len(tiles):
+            return original(self, tiles)
+        keys = [(self.key, t.shape, hashlib.sha1(t.tobytes()).digest()) for t in tiles]
+        missing = list({k: i for i, k in enumerate(keys) if k not in memo}.values())
+        if missing:
+            for i, vector in zip(missing, original(self, tiles[missing]), strict=True):
+                memo[keys[i]] = vector
+        return np.stack([memo[k] for k in keys]).astype(np.float32)
+
+    InceptionEmbedder.embed = embed
+    yield
+    InceptionEmbedder.embed = original
 
 
 @pytest.fixture(autouse=True)

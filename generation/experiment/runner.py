@@ -127,6 +127,7 @@ class Runner:
                     max_minutes=minutes,
                     resume=work.exists() and any(work.iterdir()),
                     progress=self.progress,
+                    preview_steps=self.options.sampling_steps,  # as its cohort is sampled
                 )
             except GeneratorError as exc:
                 raise ExperimentError(f"training the {scheme} generator: {exc}") from exc

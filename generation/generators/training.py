@@ -126,9 +126,11 @@ def train_generator(
     resume: bool = False,
     progress: bool = True,
     previews: bool = True,
+    preview_steps: int = SAMPLING_STEPS,
 ) -> TrainSummary:
     """Train a preset on the accepted tiles of `dataset`'s split under `scheme`'s prompts and
-    register it as `name`; previews=False skips the 16 sample tiles drawn for the admin."""
+    register it as `name`; previews=False skips the 16 sample tiles drawn for the admin, which
+    are otherwise sampled in `preview_steps` steps."""
     from generation.ldm.budget import BudgetError
     from generation.ldm.train import Trainer, TrainingData
 
@@ -161,7 +163,7 @@ def train_generator(
         raise GeneratorError(str(exc)) from exc
     if trainer.accelerator.is_main_process:
         meta = {"scheme": scheme, "dataset": dataset, "split": split, "preset": preset}
-        summary = _register(trainer, result, name, meta, shas, previews)
+        summary = _register(trainer, result, name, meta, shas, preview_steps if previews else 0)
     trainer.accelerator.wait_for_everyone()  # under accelerate launch: the others wait for it
     if not trainer.accelerator.is_main_process:
         return _summary_of(Generator.objects.get(name=name), config)
@@ -174,7 +176,7 @@ def _register(
     name: str,
     meta: dict[str, str],
     shas: list[str],
-    previews: bool = True,
+    preview_steps: int = SAMPLING_STEPS,
 ) -> TrainSummary:
     """Export the pipeline folder (renamed into place when complete) and register it with the
     tiles it trained on, in one transaction; `meta` holds the scheme, dataset, split and
@@ -190,8 +192,8 @@ def _register(
     shutil.rmtree(pipeline_dir, ignore_errors=True)
     tmp.rename(pipeline_dir)
     checksum = weights_checksum(pipeline_dir)
-    if previews:
-        write_previews(pipeline_dir, trainer.data.prompts)
+    if preview_steps:  # 0: no previews
+        write_previews(pipeline_dir, trainer.data.prompts, steps=preview_steps)
     dataset = Dataset.objects.get(name=meta["dataset"])
     with transaction.atomic():
         generator = Generator.objects.create(

@@ -161,6 +161,7 @@ def train_tiny(dataset: str, name: str = "tiny", previews: bool = True) -> Gener
         name=name,
         progress=False,
         previews=previews,
+        preview_steps=2,  # the tests' cohorts are sampled in 2 steps too
     )
     return Generator.objects.get(name=name)
 

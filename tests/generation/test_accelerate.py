@@ -17,7 +17,9 @@ from generation.tiles.store import read_tile, tile_relpath
 from tests.faults.harness import command_env
 from tests.generation.conftest import fixture_cohort
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# four processes that each load torch, diffusers and Django (about 50 s on a 2-core machine):
+# CI runs it with the slow tests
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = [
     str(Path(sys.executable).with_name("accelerate")),

@@ -20,7 +20,9 @@ pytestmark = [
     ),
 ]
 
-ARGS = ["tiny-exp", "--dataset", "gen-fixture", "--preset", "tiny", "--sampling-steps", "2"]
+# two of the three prompt schemes: every step runs per scheme, and two show it runs for each
+ARGS = ["tiny-exp", "--dataset", "gen-fixture", "--preset", "tiny", "--sampling-steps", "2",
+        "--schemes", "morphology,features"]  # fmt: skip
 
 
 def test_tiny_experiment_resumes_after_a_kill_and_writes_its_report(
@@ -41,9 +43,8 @@ def test_tiny_experiment_resumes_after_a_kill_and_writes_its_report(
     assert len(saved) == 1  # one row reached the database before the kill ...
     assert not FidResult.objects.exists()  # ... and went with the step's transaction
     exp = Experiment.objects.get(name="tiny-exp")
-    assert sorted(exp.steps) == ["annotate", "generate:features", "generate:label",
-                                 "generate:morphology", "train:features", "train:label",
-                                 "train:morphology"]  # fmt: skip
+    assert sorted(exp.steps) == ["annotate", "generate:features", "generate:morphology",
+                                 "train:features", "train:morphology"]  # fmt: skip
     trained = dict(Generator.objects.values_list("name", "created_at"))
     assert not exp.finished_at and not UtilityResult.objects.exists()
 
@@ -55,7 +56,7 @@ def test_tiny_experiment_resumes_after_a_kill_and_writes_its_report(
     call_command("run_experiment", *ARGS, "--report", str(report), "--notes", str(notes),
                  stdout=out)  # fmt: skip
     log = out.getvalue()
-    assert "[train:label] done in an earlier run; skipped" in log
+    assert "[train:morphology] done in an earlier run; skipped" in log
     assert dict(Generator.objects.values_list("name", "created_at")) == trained  # not retrained
 
     exp.refresh_from_db()
@@ -68,13 +69,13 @@ def test_tiny_experiment_resumes_after_a_kill_and_writes_its_report(
         set(c.members.filter(kind="real").values_list("tile_id", flat=True))
         for c in Cohort.objects.all()
     ]
-    assert len(reals) == 3 and reals[0] == reals[1] == reals[2] and len(reals[0]) == 8
+    assert len(reals) == 2 and reals[0] == reals[1] and len(reals[0]) == 8
     # the resumed FID step measured again: every scheme's cohort has its rows overall and per
     # label, each with its floor (floor rows belong to no cohort)
-    for scheme in ("label", "morphology", "features"):
+    for scheme in ("morphology", "features"):
         labels = FidResult.objects.filter(cohort__name=f"tiny-exp-{scheme}", floor=False)
         assert sorted(labels.values_list("label", flat=True), key=str) == [0, 1, None], scheme
-    assert FidResult.objects.filter(floor=True).count() == 3 * 3
+    assert FidResult.objects.filter(floor=True).count() == 2 * 3
     arms = list(UtilityResult.objects.filter(experiment=exp).values_list("step", flat=True))
     assert sorted(arms) == sorted(s for s, _, _ in exp_options(exp).arms())
     assert len({r.steps for r in UtilityResult.objects.all()}) == 1  # equal classifier budget
@@ -82,12 +83,12 @@ def test_tiny_experiment_resumes_after_a_kill_and_writes_its_report(
     assert n_matched.n_real == 8
 
     text = report.read_text()
-    for needle in ("| label | both |", "| morphology | both |", "| features | both |",
+    for needle in ("| morphology | both |", "| features | both |",
                    "floor FID", "synthetic (morphology)", "n matched",
                    "![FID and KID per prompt scheme](results/fid.png)",
                    "Hand-written reading of the numbers."):  # fmt: skip
         assert needle in text
-    for name in ("fid.png", "utility.png", "samples-label.png", "samples-real.png"):
+    for name in ("fid.png", "utility.png", "samples-features.png", "samples-real.png"):
         assert (tmp_path / "docs" / "results" / name).stat().st_size > 1000
 
     page = admin_client.get("/dashboards/experiments/tiny-exp/")

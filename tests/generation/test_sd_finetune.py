@@ -86,7 +86,7 @@ def write_tiny_sd(root: Path) -> Path:
 def sd_generator(annotated, tiny_sd) -> Generator:
     train_generator(
         dataset=annotated, scheme="morphology", preset="tiny", name="sd-tiny", base_model=tiny_sd,
-        overrides=SD_SET, max_steps=4, progress=False,
+        overrides=SD_SET, max_steps=4, progress=False, preview_steps=2,
     )  # fmt: skip
     return Generator.objects.get(name="sd-tiny")
 

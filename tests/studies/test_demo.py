@@ -95,8 +95,22 @@ def test_printed_reader_login_completes_the_demo_study_in_a_browser(
     expect(page.locator("#headline")).to_contain_text("1 reader")
 
 
-def test_second_run_reuses_everything_and_prints_the_same_logins(tmp_path, demo_tiles, monkeypatch):
+def test_later_runs_reuse_everything_renew_a_changed_password_and_check_the_generator(
+    tmp_path, demo_tiles, monkeypatch
+):
+    """One trained demo, run again three times (each run of the demo costs a training):
+    unchanged, it reuses everything and prints the same logins; after a reader's password was
+    changed in the admin, it renews and prints it; with a generator that has fewer steps than
+    its preset needs (a time cap that bought too few, now or in an earlier run), an error
+    saying what the preset needs, and no cohort or study."""
+    import dataclasses
+
+    from django.contrib.auth import get_user_model
+
+    from generation import presets
+
     first = run_demo(tmp_path, demo_tiles)
+    assert re.search(r"fidelity: FID [\d.]+ \(real-vs-real floor [\d.]+\) at 4 vs 4", first)
     counts = (Tile.objects.count(), Generator.objects.count(), Study.objects.count())
 
     def refuse(*args, **kwargs):
@@ -117,16 +131,15 @@ def test_second_run_reuses_everything_and_prints_the_same_logins(tmp_path, demo_
     assert (Tile.objects.count(), Generator.objects.count(), Study.objects.count()) == counts
     assert oct((tmp_path / "demo-accounts.json").stat().st_mode & 0o777) == "0o600"
 
+    username, old = printed_login(second)
+    reader = get_user_model().objects.get(username=username)
+    reader.set_password("changed-in-admin")
+    reader.save()
+    _, new = printed_login(run_demo(tmp_path, demo_tiles))
+    assert new != old
+    reader.refresh_from_db()
+    assert reader.check_password(new)
 
-def test_no_study_opens_on_an_undertrained_generator(tmp_path, demo_tiles, monkeypatch):
-    """A time cap that bought too few steps, now or in an earlier run: an error saying what
-    the preset needs, and no cohort or study."""
-    import dataclasses
-
-    from generation import presets
-
-    output = run_demo(tmp_path, demo_tiles)
-    assert re.search(r"fidelity: FID [\d.]+ \(real-vs-real floor [\d.]+\) at 4 vs 4", output)
     Study.objects.all().delete()
     cohorts = Cohort.objects.count()
     tiny = presets.PRESETS["tiny"]
@@ -135,21 +148,6 @@ def test_no_study_opens_on_an_undertrained_generator(tmp_path, demo_tiles, monke
     with pytest.raises(CommandError, match=r"10 autoencoder \+ 10 denoiser steps, fewer than"):
         run_demo(tmp_path, demo_tiles)
     assert not Study.objects.exists() and Cohort.objects.count() == cohorts
-
-
-def test_a_changed_password_is_renewed_and_printed(tmp_path, demo_tiles):
-    from django.contrib.auth import get_user_model
-
-    first = run_demo(tmp_path, demo_tiles)
-    username, old = printed_login(first)
-    reader = get_user_model().objects.get(username=username)
-    reader.set_password("changed-in-admin")
-    reader.save()
-    second = run_demo(tmp_path, demo_tiles)
-    _, new = printed_login(second)
-    assert new != old
-    reader.refresh_from_db()
-    assert reader.check_password(new)
 
 
 def test_one_split_alone_trains_on_half_and_draws_the_cohort_from_the_rest(tmp_path, demo_tiles):
