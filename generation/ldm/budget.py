@@ -14,6 +14,9 @@ from generation.ldm.autoencoder import TileAutoencoder
 # a forecast below this share of a phase's minimum steps refuses the budget at once; above it,
 # the phase trains towards its minimum and the steps it reached decide
 PROJECTION_SLACK = 0.9
+# the denoiser's minimum steps, timed by the probe, times this: what an autoencoder short of its
+# own minimum leaves the denoiser when it trains past its share of the time
+DENOISER_RESERVE_MARGIN = 1.3
 
 
 class BudgetError(ValueError):
@@ -23,21 +26,31 @@ class BudgetError(ValueError):
 class TimeBudget:
     """Budget methods of Trainer (generation.ldm.train), which owns the state they use."""
 
-    def _plan_phase(self, phase: str, step: int, session: list[float], until: float) -> None:
+    def _plan_phase(
+        self, phase: str, step: int, session: list[float], until: float, latest: float | None = None
+    ) -> None:
         """With a deadline, fix the phase's step count from the speed of this session's steps
-        3 to 13 (the first steps warm caches up) and refuse a budget clearly below the minimum."""
+        3 to 13 (the first steps warm caches up) and refuse a budget clearly below the minimum.
+        `latest`: how long the phase may run on past `until` to reach its minimum (the
+        autoencoder's, see autoencoder_out_of_time); the refusal looks that far ahead."""
         if self.planned[phase] or not math.isfinite(until) or len(session) < 13:
             return
         rate = 10 / max(session[12] - session[2], 1e-9)  # steps per second
-        plan = min(self.plan[phase], step + int(rate * max(0.0, until - time.monotonic())))
+
+        def reach(deadline: float) -> int:
+            return min(self.plan[phase], step + int(rate * max(0.0, deadline - time.monotonic())))
+
+        plan = reach(until)
+        stretched = plan if latest is None else max(plan, reach(latest))
         if self.accelerator.num_processes > 1:  # one plan for all, or some would wait for ever
-            plans = self.accelerator.gather(torch.tensor([plan], device=self.accelerator.device))
-            plan = int(plans.min())
+            both = torch.tensor([plan, stretched], device=self.accelerator.device)
+            lowest = self.accelerator.gather(both).reshape(-1, 2).min(dim=0).values
+            plan, stretched = int(lowest[0]), int(lowest[1])
         self.planned[phase] = True
         needed = self.config.min_vae_steps if phase == "autoencoder" else self.config.min_unet_steps
-        if plan < PROJECTION_SLACK * needed:
-            self.plan[phase] = plan
-            self._check_budget(phase, plan, "would reach")
+        if stretched < PROJECTION_SLACK * needed:
+            self.plan[phase] = stretched
+            self._check_budget(phase, stretched, "would reach")
         # ten steps are a noisy forecast (another job on the machine for a moment): a near miss
         # trains on towards the minimum, and the end of training checks the steps reached
         self.plan[phase] = max(plan, min(needed, self.plan[phase]))
@@ -68,13 +81,37 @@ class TimeBudget:
         flag = torch.tensor([float(late)], device=self.accelerator.device)
         return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
 
+    def autoencoder_out_of_time(self, until: float, latest: float | None) -> bool:
+        """Whether the autoencoder's time is up: at its share of the budget (`until`) once it
+        has its minimum steps; short of them, it runs on until `latest`, the last moment that
+        leaves the denoiser the time its own minimum takes at the probed speed. A share is a
+        forecast from four probe steps; the minimums and the whole budget are what bind."""
+        if not self._out_of_time(until):
+            return False
+        if latest is None or self.vae_step >= self.config.min_vae_steps:
+            return True
+        if not self.stretched:
+            self.stretched = True
+            self.log(
+                f"the autoencoder has {self.vae_step} of its {self.config.min_vae_steps} "
+                "minimum steps at the end of its share of the time: it trains on into the "
+                "denoiser's spare time"
+            )
+        return self._out_of_time(latest)
+
+    def denoiser_reserve(self) -> float:
+        """Seconds the denoiser's minimum steps take at the probed speed (autoencoder_share
+        probes it), with DENOISER_RESERVE_MARGIN for a speed that varies and the encoding of
+        the tiles before it starts."""
+        return DENOISER_RESERVE_MARGIN * self.config.min_unet_steps * self.probed[1]
+
     def autoencoder_share(self) -> float:
         """The autoencoder's share of a time budget: `vae_time_share`, or more where its
         remaining steps take a larger share of the time both phases' remaining steps take at
         the speeds probed here. A budget in minutes (the preset's steps far beyond reach) keeps
         vae_time_share; a budget in steps with a time cap (the demo's) that the cap cuts short
         cuts both phases alike, instead of starving the autoencoder on a slow machine."""
-        vae_seconds, unet_seconds = self._probe_speeds()
+        vae_seconds, unet_seconds = self.probed = self._probe_speeds()
         vae_left = max(0, self.config.vae_steps - self.vae_step) * vae_seconds
         unet_left = max(0, self.config.unet_steps - self.unet_step) * unet_seconds
         share = max(self.config.vae_time_share, vae_left / max(vae_left + unet_left, 1e-9))

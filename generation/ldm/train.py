@@ -96,6 +96,8 @@ class Trainer(TimeBudget, Checkpoints):
         # measured on this machine (fixed once, so the learning-rate schedule can end on time)
         self.plan = {"autoencoder": config.vae_steps, "denoiser": config.unet_steps}
         self.planned = {"autoencoder": False, "denoiser": False}
+        self.probed = (0.0, 0.0)  # seconds a step of each phase, once autoencoder_share probed
+        self.stretched = False  # whether the autoencoder trained past its share of the time
         self.losses: list[tuple[str, int, float]] = []
         self.weights = sampling_weights(data.prompts, config.balance)
         if self.sd:
@@ -158,7 +160,8 @@ class Trainer(TimeBudget, Checkpoints):
 
     # --- phase 1: autoencoder -------------------------------------------------------------
 
-    def train_autoencoder(self, until: float) -> None:
+    def train_autoencoder(self, until: float, latest: float | None = None) -> None:
+        """Steps up to the plan, until `until` (or `latest`: autoencoder_out_of_time)."""
         cfg = self.config
         device = self.accelerator.device
         self.vae_loss.train()
@@ -170,7 +173,9 @@ class Trainer(TimeBudget, Checkpoints):
             disable=not (self.progress and self.accelerator.is_main_process),
         )
         with bar:
-            while self.vae_step < self.plan["autoencoder"] and not self._out_of_time(until):
+            while self.vae_step < self.plan["autoencoder"] and not self.autoencoder_out_of_time(
+                until, latest
+            ):
                 x = self._autoencoder_batch().to(device)  # (B, 3, crop, crop)
                 self._lr(self.vae_opt, cfg.vae_lr, "autoencoder", self.vae_step)
                 with self.accelerator.autocast():
@@ -181,7 +186,7 @@ class Trainer(TimeBudget, Checkpoints):
                 self.vae_step += 1
                 self._record("autoencoder", self.vae_step, loss, bar)
                 session.append(time.monotonic())
-                self._plan_phase("autoencoder", self.vae_step, session, until)
+                self._plan_phase("autoencoder", self.vae_step, session, until, latest)
                 bar.total = self.plan["autoencoder"]
                 if self.vae_step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
@@ -332,10 +337,11 @@ class Trainer(TimeBudget, Checkpoints):
         if resume and self.load_checkpoint():
             self.log(f"resumed at autoencoder step {self.vae_step}, denoiser step {self.unet_step}")
         if not self.vae_finished:
-            vae_until = until
+            vae_until, latest = until, None
             if max_minutes:
                 vae_until = started + (until - started) * self.autoencoder_share()
-            self.train_autoencoder(vae_until)
+                latest = max(vae_until, until - self.denoiser_reserve())
+            self.train_autoencoder(vae_until, latest)
             self._check_budget("autoencoder", self.vae_step, "reached")
             # the denoiser learns this autoencoder's latents, so it is final from here on
             self.vae_finished = self.vae_step >= self.config.vae_steps or bool(max_minutes)

@@ -145,6 +145,12 @@ def test_a_capped_step_budget_splits_the_time_by_what_each_phase_needs(tmp_path,
     assert trainer.autoencoder_share() == pytest.approx(1 / 3)
     monkeypatch.setattr(trainer, "_probe_speeds", lambda: (0.2, 0.4))  # a fast autoencoder
     assert trainer.autoencoder_share() == 0.25
+    # an autoencoder short of its minimum at the end of its share may borrow what the
+    # denoiser's minimum, at the probed speed and with a margin, does not need
+    trainer = tiny_trainer(tmp_path, vae_steps=300, unet_steps=600, min_unet_steps=500)
+    monkeypatch.setattr(trainer, "_probe_speeds", lambda: (1.0, 2.0))
+    trainer.autoencoder_share()
+    assert trainer.denoiser_reserve() == pytest.approx(1.3 * 500 * 2.0)
     # a budget in minutes: the preset's steps are out of reach, vae_time_share holds
     trainer = tiny_trainer(tmp_path, vae_steps=3000, unet_steps=20000, vae_time_share=0.25)
     monkeypatch.setattr(trainer, "_probe_speeds", lambda: (1.0, 1.0))
