@@ -13,8 +13,10 @@ DEMO_MINUTES ?= 20
 HOST ?= 127.0.0.1:8000
 # CPU-only machines take the local CPU torch wheel; a GPU node sets CONSTRAINTS= to keep its CUDA build.
 CONSTRAINTS ?= constraints/cpu.txt
-# one pytest-xdist worker per core (each runs torch on one thread: tests/conftest.py)
-PYTEST_ARGS ?= -n auto
+# one pytest-xdist worker per core (each runs torch on one thread: tests/conftest.py); a worker
+# that runs out of tests takes some from the other's queue (worksteal), so the heavy tests of the
+# last batch do not leave one core idle for minutes
+PYTEST_ARGS ?= -n auto --dist worksteal
 
 .PHONY: demo test install lint
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +112,59 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+class ServerActivity:
+    """Requests this test process's live server is handling: its request_started and
+    request_finished signals, counted in the thread that serves the request. The test
+    client's are left out: it sends request_finished for a streamed response (a tile) only
+    once the test reads it to the end, and some responses finish with no sender."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.last_started = 0.0
+        self.serving = threading.local()
+
+    def started(self, sender: type, **_kwargs) -> None:
+        if sender is None or sender.__module__ == "django.test.client":
+            return
+        self.serving.request = True
+        with self.lock:
+            self.in_flight += 1
+            self.last_started = time.monotonic()
+
+    def finished(self, **_kwargs) -> None:
+        if getattr(self.serving, "request", False):
+            self.serving.request = False
+            with self.lock:
+                self.in_flight -= 1
+
+    def settle(self, since: float, quiet: float = 0.2, timeout: float = 5.0) -> None:
+        """Wait until no request is in flight and none has started for `quiet` seconds after
+        `since`: a page that closes sends its last report (navigator.sendBeacon on pagehide,
+        which Playwright does not see) after its context is gone, and the live server
+        handling it while the test's database is flushed deadlocks the flush on PostgreSQL."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                idle = self.in_flight <= 0
+                calm = time.monotonic() - max(since, self.last_started) >= quiet
+            if idle and calm:
+                return
+            time.sleep(0.02)
+
+
+SERVER_ACTIVITY = ServerActivity()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_activity() -> ServerActivity:
+    from django.core.signals import request_finished, request_started
+
+    request_started.connect(SERVER_ACTIVITY.started, dispatch_uid="tests-server-activity")
+    request_finished.connect(SERVER_ACTIVITY.finished, dispatch_uid="tests-server-activity")
+    return SERVER_ACTIVITY
+
+
 def _watched_page(browser, request, **context):
     """A fresh page in its own context. Any console error it logs fails the test: a
     Content-Security-Policy violation always, anything else (a missing favicon, a failed
@@ -121,6 +176,7 @@ def _watched_page(browser, request, **context):
     page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))  # exceptions in scripts
     yield page
     context.close()
+    SERVER_ACTIVITY.settle(since=time.monotonic())  # its last report lands before the flush
     violations = [e for e in errors if "Content Security Policy" in e]
     assert not violations, f"CSP violations: {violations}"
     marker = request.node.get_closest_marker("console_errors")

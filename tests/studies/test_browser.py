@@ -183,7 +183,9 @@ def test_the_tile_fits_the_screen_zooms_and_keyboard_reading_completes(
     assert Response.objects.filter(reader=reader).count() == 10
 
 
-def test_time_on_screen_survives_a_reload_and_a_closed_tab(browser, live_server, reader_study):
+def test_time_on_screen_survives_a_reload_and_a_closed_tab(
+    browser, live_server, reader_study, server_activity
+):
     """The reading time recorded is the time the tile was on screen: a reload in the middle
     counts both showings; a tab closed and reopened later counts the time away as nothing."""
     reader, _study = reader_study
@@ -223,6 +225,7 @@ def test_time_on_screen_survives_a_reload_and_a_closed_tab(browser, live_server,
     closed_truth = (closed - began) + (time.monotonic() - reopened)
     expect(page.locator(".trial-progress span")).to_have_text("Tile 3 of 10")
     context.close()
+    server_activity.settle(since=time.monotonic())
 
     first, second = Response.objects.filter(reader=reader).order_by("trial__position")
     assert first.trial.serve_count == 2 and second.trial.serve_count == 2
