@@ -31,7 +31,9 @@ _start = {}
 def pytest_runtest_logstart(nodeid, location):
     _start[nodeid] = time.time()
 def pytest_runtest_logfinish(nodeid, location):
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:  # the controller, which hears of every test the workers ran
+        return
     with open(os.path.join(os.environ["SUITE_TIMELINE"], worker), "a") as out:
         out.write(f"{_start[nodeid]:.3f} {time.time():.3f}\\n")
 """
