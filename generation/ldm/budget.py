@@ -90,7 +90,7 @@ class TimeBudget:
             return False
         if latest is None or self.vae_step >= self.config.min_vae_steps:
             return True
-        if not self.stretched:
+        if not self.stretched and latest > until:  # the same collective calls either way
             self.stretched = True
             self.log(
                 f"the autoencoder has {self.vae_step} of its {self.config.min_vae_steps} "

@@ -65,3 +65,5 @@ def test_an_autoencoder_short_of_its_minimum_trains_on_into_the_denoisers_spare_
     assert short.autoencoder_out_of_time(past, past)  # the denoiser's reserve is not touched
     assert short.autoencoder_out_of_time(past, None)  # no cap to borrow from
     assert Autoencoder(300).autoencoder_out_of_time(past, future)  # its minimum: the share holds
+    no_room = Autoencoder(280)  # the share already leaves the denoiser less than its reserve
+    assert no_room.autoencoder_out_of_time(past, past) and not no_room.messages
