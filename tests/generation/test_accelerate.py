@@ -47,13 +47,16 @@ def launch(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_two_processes_train_one_generator_and_generate_one_cohort(annotated):
-    launch(
+    # a time cap: both processes probe their speeds and agree on the autoencoder's deadline,
+    # and past 13 denoiser steps on one step plan (generation/ldm/budget.py)
+    trained = launch(
         "train_generator", "--dataset", annotated, "--scheme", "morphology", "--preset", "tiny",
-        "--name", "pair", "--max-steps", "6",
+        "--name", "pair", "--max-steps", "16", "--max-minutes", "10",
     )  # fmt: skip
+    assert "the autoencoder gets at most" in trained.stdout + trained.stderr  # the probe ran
     generator = Generator.objects.get(name="pair")  # registered once, by the main process
     folder = Path(generator.path)
-    assert generator.unet_steps == 6 and (folder / "unet").is_dir()
+    assert generator.unet_steps == 16 and (folder / "unet").is_dir()
     assert not (folder.parent / ".pipeline.tmp").exists()
 
     run = launch(
