@@ -9,6 +9,11 @@ tiles; then --held held-out valid tiles (half of each label) are split in two ha
 A is encoded and decoded, and the table gives PSNR and SSIM of A's reconstructions and the
 reconstruction FID (decoded A against real B) next to the floor (real A against real B, the
 same sizes). Steps, not minutes: a loaded machine changes the seconds column, not the rest.
+
+`HF code` is the share of the codes' spectral power (per channel, mean removed) above half
+the Nyquist frequency on either axis, beside `HF tile`, the same share for the held-out tiles
+averaged down to the codes' side: a code far above its tiles carries detail in its finest
+cells, which a denoiser draws last and worst (Skorokhodov et al. 2025; `vae_scale_weight`).
 """
 
 from __future__ import annotations
@@ -93,6 +98,34 @@ def reconstruct(vae, tiles: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
+def high_frequency_share(x) -> float:
+    """Share of the power of (N, C, H, W) maps, per channel with its mean removed, at
+    frequencies above half the Nyquist frequency on either axis."""
+    import torch
+
+    x = x.double()
+    x = x - x.mean(dim=(2, 3), keepdim=True)
+    power = torch.fft.rfft2(x, norm="ortho").abs() ** 2
+    fy = torch.fft.fftfreq(x.shape[2]).abs().view(-1, 1)
+    fx = torch.fft.rfftfreq(x.shape[3]).view(1, -1)
+    high = (torch.maximum(fy, fx) > 0.25).expand(power.shape[2:])
+    return float(power[..., high].sum() / power.sum())
+
+
+def code_spectrum(vae, tiles: np.ndarray) -> tuple[float, float]:
+    """(HF share of the tiles' codes, HF share of the tiles averaged down to the codes' side)."""
+    import torch
+    import torch.nn.functional as F
+
+    from generation.ldm.codec import to_unit
+
+    with torch.no_grad():
+        x = to_unit(tiles)
+        codes = torch.cat([vae.encode(x[i : i + 128]).float() for i in range(0, len(x), 128)])
+    factor = x.shape[-1] // codes.shape[-1]
+    return high_frequency_share(codes), high_frequency_share(F.avg_pool2d(x, factor))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pcam", type=Path, default=ROOT.parent / "shared" / "pcam")
@@ -123,16 +156,18 @@ def main() -> None:
         decoded = reconstruct(vae, a)
         quality = reconstruction_quality(a, decoded)
         rfid = fid_from_features(embedder.embed(decoded).astype(np.float64), fb)
-        rows.append((name, seconds, loss, quality.psnr, quality.ssim, rfid))
+        hf_code, hf_tile = code_spectrum(vae, a)
+        rows.append((name, seconds, loss, quality.psnr, quality.ssim, rfid, hf_code, hf_tile))
     amx = "amx" if "amx" in Path("/proc/cpuinfo").read_text() else "no amx"
     print(f"\n{args.steps} autoencoder steps, {args.train} train tiles, {len(a)} v {len(b)} "
           f"held-out; {platform.node()}, {torch.get_num_threads()} threads, {amx}, "
           f"{datetime.now(UTC):%Y-%m-%d}")  # fmt: skip
     print(f"{'variant':<24} {'s/step':>7} {'loss':>7} {'PSNR':>6} {'SSIM':>6} {'rFID':>7} "
-          f"{'floor':>6} {'x floor':>7}")  # fmt: skip
-    for name, seconds, loss, psnr, ssim, rfid in rows:
+          f"{'floor':>6} {'x floor':>7} {'HF code':>7} {'HF tile':>7}")  # fmt: skip
+    for name, seconds, loss, psnr, ssim, rfid, hf_code, hf_tile in rows:
         print(f"{name:<24} {seconds / args.steps:7.3f} {loss:7.4f} {psnr:6.2f} {ssim:6.3f} "
-              f"{rfid:7.1f} {floor:6.1f} {rfid / floor:7.2f}")  # fmt: skip
+              f"{rfid:7.1f} {floor:6.1f} {rfid / floor:7.2f} {hf_code:7.3f} "
+              f"{hf_tile:7.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,22 +21,28 @@ class AutoencoderLoss(torch.nn.Module):
         kl_weight: float,
         latent_noise: float = 0.0,
         fft_weight: float = 0.0,
+        scale_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
         self.latent_noise = latent_noise
         self.fft_weight = fft_weight
+        self.scale_weight = scale_weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, S, S) in [-1, 1]
         if isinstance(self.vae, TileAutoencoder):  # deterministic codes; L1 keeps edges
-            z = self.vae.encode(x)
+            code = self.vae.encode(x)
+            z = code
             if self.latent_noise:  # the decoder learns to map near-miss codes to clean tiles
                 z = z + noised_codes(z, self.latent_noise)
             recon = self.vae.decode(z).float()
             loss = F.l1_loss(recon, x)
             if self.fft_weight:
                 loss = loss + self.fft_weight * fourier_l1(recon, x.float())
+            if self.scale_weight:
+                factor = equivariance_factor(code.shape[-1])
+                loss = loss + self.scale_weight * scale_equivariance_l1(self.vae, code, x, factor)
             return loss
         posterior = self.vae.encode(x).latent_dist
         recon = self.vae.decode(posterior.sample()).sample
@@ -50,6 +56,26 @@ def fourier_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     fa = torch.fft.rfft2(a, norm="ortho")
     fb = torch.fft.rfft2(b, norm="ortho")
     return (torch.view_as_real(fa) - torch.view_as_real(fb)).abs().mean()
+
+
+def equivariance_factor(side: int) -> int:
+    """The downsampling of this step's scale-equivariance term: 2 or 4 at random (4 only where
+    the code's side divides by 4 and leaves at least 2 cells), drawn from the global stream."""
+    if side % 4 or side < 8:
+        return 2
+    return 2 if float(torch.rand(())) < 0.5 else 4
+
+
+def scale_equivariance_l1(
+    vae: TileAutoencoder, code: torch.Tensor, x: torch.Tensor, factor: int
+) -> torch.Tensor:
+    """Scale equivariance (Skorokhodov et al. 2025, "Improving the Diffusability of
+    Autoencoders"): the code averaged down by `factor` must decode to the tile averaged down by
+    the same factor. A decoder held to it cannot hide tile content in the code's highest
+    spatial frequencies, which the coarse-to-fine sampling of a denoiser gets wrong first and
+    which a large bottleneck (16 channels here) otherwise fills."""
+    small = vae.decode(F.avg_pool2d(code, factor)).float()
+    return F.l1_loss(small, F.avg_pool2d(x.float(), factor))
 
 
 def noised_codes(z: torch.Tensor, scale: float) -> torch.Tensor:

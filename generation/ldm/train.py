@@ -115,7 +115,11 @@ class Trainer(TimeBudget, Checkpoints):
             )
             self.vae_loss, self.unet, self.vae_opt, self.unet_opt = self.accelerator.prepare(
                 AutoencoderLoss(
-                    self.vae, config.vae_kl_weight, config.vae_latent_noise, config.vae_fft_weight
+                    self.vae,
+                    config.vae_kl_weight,
+                    config.vae_latent_noise,
+                    config.vae_fft_weight,
+                    config.vae_scale_weight,
                 ),
                 self.unet,
                 self.vae_opt,

@@ -182,3 +182,39 @@ def test_the_fourier_loss_is_the_mean_absolute_coefficient_difference():
     got = fourier_l1(torch.tensor(a), torch.tensor(b))
     assert float(got) == pytest.approx(expected, rel=1e-10)
     assert float(fourier_l1(torch.tensor(a), torch.tensor(a))) == 0.0
+
+
+def test_scale_equivariance_holds_the_halved_code_to_the_halved_tile():
+    import torch.nn.functional as F
+
+    from generation.ldm.objectives import (
+        AutoencoderLoss,
+        equivariance_factor,
+        scale_equivariance_l1,
+    )
+
+    torch.manual_seed(0)
+    vae = TileAutoencoder(channels=(8, 16), latent_channels=4, encoder_blocks=(1, 1),
+                          decoder_blocks=(1, 1))  # fmt: skip
+    x = torch.rand(2, 3, 48, 48) * 2 - 1
+    code = vae.encode(x)  # (2, 4, 12, 12)
+    for factor in (2, 4):
+        small = vae.decode(F.avg_pool2d(code, factor))
+        assert small.shape == (2, 3, 48 // factor, 48 // factor)
+        expected = (small - F.avg_pool2d(x, factor)).abs().mean()
+        assert float(scale_equivariance_l1(vae, code, x, factor)) == pytest.approx(float(expected))
+    # 4x only where the code's side allows it and leaves two cells
+    assert {equivariance_factor(12) for _ in range(64)} == {2, 4}
+    assert {equivariance_factor(s) for s in (6, 4, 10) for _ in range(16)} == {2}
+    # the loss adds weight x the term to the pixel loss, and sends gradients to the encoder
+    plain, scaled = AutoencoderLoss(vae, 0.0), AutoencoderLoss(vae, 0.0, scale_weight=0.5)
+    torch.manual_seed(1)
+    factor = equivariance_factor(12)
+    torch.manual_seed(1)
+    loss = scaled(x)
+    term = scale_equivariance_l1(vae, code, x, factor)
+    assert float(loss) == pytest.approx(float(plain(x) + 0.5 * term), rel=1e-5)
+    loss.backward()
+    # (a residual block's first convolution gets none at the start: its second starts at zero)
+    assert vae.encoder[0].conv.weight.grad.abs().sum() > 0
+    assert vae.encoder[-1].weight.grad.abs().sum() > 0
