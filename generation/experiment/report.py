@@ -251,6 +251,75 @@ def comparison(rows: list[dict], results: list[UtilityResult]) -> list[str]:
     return lines
 
 
+def fidelity_comparison(evaluations: list) -> list[str]:
+    """Plain sentences from each scheme's evaluate_generator row: does a prompt scheme make
+    tiles show their label and morphology type better, and can a machine tell them apart?
+
+    Morphology agreement counts a synthetic tile in the morphology type of its stratum. Only
+    morphology prompts name that type; the other schemes' shares say how much of it comes with
+    the label or the features alone. Two schemes are called apart only where their 95%
+    intervals do not overlap."""
+    lines: list[str] = []
+    morph = [e for e in evaluations if e.morphology_share is not None]
+    if morph:
+        ranked = sorted(morph, key=lambda e: -e.morphology_share)
+        listed = ", ".join(
+            f"{e.generator.scheme} {e.morphology_share:.3f} ({_fmt(e.morphology_low)}-"
+            f"{_fmt(e.morphology_high)})"
+            for e in ranked
+        )
+        line = (
+            f"- Morphology agreement (synthetic tiles in their stratum's morphology type; "
+            f"chance {ranked[0].morphology_chance:.3f}): {listed}."
+        )
+        by = {e.generator.scheme: e for e in morph}
+        if "morphology" in by and "label" in by:
+            m, b = by["morphology"], by["label"]
+            if None not in (
+                m.morphology_low,
+                m.morphology_high,
+                b.morphology_low,
+                b.morphology_high,
+            ):
+                if m.morphology_low > b.morphology_high:
+                    winner = "Morphology prompts place tiles in their type more often than label"
+                elif b.morphology_low > m.morphology_high:
+                    winner = "Label prompts place tiles in their type more often than morphology"
+                else:
+                    winner = None
+                line += (
+                    f" {winner} prompts: the intervals do not overlap."
+                    if winner
+                    else " Morphology and label prompts are not separated: their intervals overlap."
+                )
+        lines.append(line)
+    labelled = [e for e in evaluations if e.label_auc is not None]
+    if labelled:
+        ranked = sorted(labelled, key=lambda e: -e.label_auc)
+        listed = ", ".join(
+            f"{e.generator.scheme} {e.label_auc:.3f} ({_fmt(e.label_auc_low)}-"
+            f"{_fmt(e.label_auc_high)})"
+            for e in ranked
+        )
+        real = sorted({round(e.label_auc_real, 3) for e in ranked if e.label_auc_real is not None})
+        on_real = "-".join(f"{r:.3f}" for r in (real[0], real[-1])[: min(len(real), 2)])
+        lines.append(
+            "- Label fidelity (ROC AUC of a real-trained tumour classifier on synthetic tiles "
+            f"against their prompted label): {listed}"
+            + (f"; the same classifier on real tiles: {on_real}." if real else ".")
+        )
+    readers = [e for e in evaluations if e.reader_auc is not None]
+    if readers:
+        listed = ", ".join(
+            f"{e.generator.scheme} {e.reader_auc:.3f}"
+            for e in sorted(readers, key=lambda e: abs(e.reader_auc - 0.5))
+        )
+        lines.append(
+            f"- Machine reader (CNN telling synthetic from real; 0.5 cannot tell): {listed}."
+        )
+    return lines
+
+
 def write_report(experiment: Experiment, options, folder: Path, notes: Path | None = None) -> Path:
     """report.md and its plots in `folder`; returns the report's path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -343,7 +412,13 @@ def write_report(experiment: Experiment, options, folder: Path, notes: Path | No
         ]
         md += [f"**{s} prompts**\n\n![{s} samples](./samples-{s}.png)\n" for s in grids]
         md += ["**real tiles, same positions**\n\n![real tiles](./samples-real.png)", ""]
-    md += ["## What the numbers say", "", *comparison(rows, results), ""]
+    md += [
+        "## What the numbers say",
+        "",
+        *comparison(rows, results),
+        *fidelity_comparison(evaluations),
+        "",
+    ]
     md += [
         "## Steps",
         "",

@@ -86,7 +86,8 @@ def test_tiny_experiment_resumes_after_a_kill_and_writes_its_report(
     for needle in ("| morphology | both |", "| features | both |",
                    "floor FID", "synthetic (morphology)", "n matched",
                    "![FID and KID per prompt scheme](results/fid.png)",
-                   "Hand-written reading of the numbers."):  # fmt: skip
+                   "Hand-written reading of the numbers.",
+                   "- Morphology agreement (", "- Machine reader ("):  # fmt: skip
         assert needle in text
     for name in ("fid.png", "utility.png", "samples-features.png", "samples-real.png"):
         assert (tmp_path / "docs" / "results" / name).stat().st_size > 1000
