@@ -251,6 +251,15 @@ def comparison(rows: list[dict], results: list[UtilityResult]) -> list[str]:
     return lines
 
 
+def _span(values) -> str:
+    """'0.020' where the values agree to 3 decimals, '0.020-0.022' where they do not, '' for
+    none."""
+    found = sorted({round(v, 3) for v in values if v is not None})
+    if not found:
+        return ""
+    return f"{found[0]:.3f}" if len(found) == 1 else f"{found[0]:.3f}-{found[-1]:.3f}"
+
+
 def fidelity_comparison(evaluations: list) -> list[str]:
     """Plain sentences from each scheme's evaluate_generator row: does a prompt scheme make
     tiles show their label and morphology type better, and can a machine tell them apart?
@@ -269,8 +278,8 @@ def fidelity_comparison(evaluations: list) -> list[str]:
             for e in ranked
         )
         line = (
-            f"- Morphology agreement (synthetic tiles in their stratum's morphology type; "
-            f"chance {ranked[0].morphology_chance:.3f}): {listed}."
+            "- Morphology agreement (synthetic tiles in their stratum's morphology type; "
+            f"chance {_span(e.morphology_chance for e in ranked)}): {listed}."
         )
         by = {e.generator.scheme: e for e in morph}
         if "morphology" in by and "label" in by:
@@ -301,12 +310,11 @@ def fidelity_comparison(evaluations: list) -> list[str]:
             f"{_fmt(e.label_auc_high)})"
             for e in ranked
         )
-        real = sorted({round(e.label_auc_real, 3) for e in ranked if e.label_auc_real is not None})
-        on_real = "-".join(f"{r:.3f}" for r in (real[0], real[-1])[: min(len(real), 2)])
+        on_real = _span(e.label_auc_real for e in ranked)
         lines.append(
             "- Label fidelity (ROC AUC of a real-trained tumour classifier on synthetic tiles "
             f"against their prompted label): {listed}"
-            + (f"; the same classifier on real tiles: {on_real}." if real else ".")
+            + (f"; the same classifier on real tiles: {on_real}." if on_real else ".")
         )
     readers = [e for e in evaluations if e.reader_auc is not None]
     if readers:
