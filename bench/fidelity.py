@@ -80,9 +80,12 @@ def machine() -> str:
     from generation.ldm.precision import resolve_precision
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    cpu_bf16 = resolve_precision("auto", cuda=False) == "bf16"
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    # a CPU without AMX may still train in bf16 where the probe finds it faster (ldm.precision)
+    bf16 = not amx and resolve_precision("auto", cuda=False) == "bf16"
     return (
-        f"{platform.node()}: {os.cpu_count()} CPU cores{' with AMX' if cpu_bf16 else ''}, "
+        f"{platform.node()}: {os.cpu_count()} CPU cores"
+        f"{' with AMX' if amx else ''}{' (no AMX, bf16 faster)' if bf16 else ''}, "
         f"{gpu}, torch {torch.__version__}"
     )
 

@@ -26,7 +26,7 @@ class ClassifierConfig:
     dropout: float = 0.2
     colour_jitter: float = 0.05  # brightness/contrast/saturation, +- this share
     max_minutes: float | None = 12.0
-    mixed_precision: str = "auto"  # bf16 on a GPU or a CPU with AMX (ldm.precision), else fp32
+    mixed_precision: str = "auto"  # bf16 where it is faster (ldm.precision), else fp32
 
     def replace(self, **overrides: object) -> ClassifierConfig:
         return dataclasses.replace(self, **overrides)  # type: ignore[arg-type]

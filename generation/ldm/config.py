@@ -123,7 +123,7 @@ class GeneratorConfig:
     cfg_dropout: float = 0.1  # share of empty prompts, for classifier-free guidance
     ema_decay: float = 0.999
     ema_warmup: bool = True  # decay 1 - (1 + step)^-3/4 up to ema_decay: short runs average less
-    mixed_precision: str = "auto"  # bf16 on a GPU or a CPU with AMX matrix units, else fp32
+    mixed_precision: str = "auto"  # bf16 where it is faster (ldm.precision), else fp32
     text_max_tokens: int = 64
     text_dim: int = 384  # MiniLM-L6 hidden size
     checkpoint_every: int = 500

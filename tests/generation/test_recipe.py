@@ -118,11 +118,34 @@ def test_edm_sampler_matches_the_training_preconditioning():
 
 
 def test_auto_precision_is_bf16_only_where_it_is_fast(monkeypatch):
+    from generation.ldm import precision
+
     assert resolve_precision("no", cuda=False) == "no"
+    probed = []
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: probed.append(1) or 1.0)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    assert resolve_precision("auto", cuda=False) == "bf16"
+    assert resolve_precision("auto", cuda=False) == "bf16" and not probed  # AMX: no probe
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert resolve_precision("auto", cuda=False) == "no" and probed  # probed, not faster
+    # without AMX, bf16 only where the probe finds it clearly faster
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: precision.BF16_MIN_SPEEDUP)
+    assert resolve_precision("auto", cuda=False) == "bf16"
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: precision.BF16_MIN_SPEEDUP - 0.01)
     assert resolve_precision("auto", cuda=False) == "no"
+    assert resolve_precision("bf16", cuda=False) == "bf16"  # an explicit setting is kept
+
+
+def test_the_bf16_probe_measures_once_and_leaves_the_random_state_alone():
+    from generation.ldm import precision
+
+    precision.cpu_bf16_speedup.cache_clear()
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    speedup = precision.cpu_bf16_speedup()
+    torch.testing.assert_close(torch.rand(3), expected)
+    assert speedup == 0.0 or speedup > 0.1  # 0.0: no bf16 kernels; else a measured ratio
+    assert precision.cpu_bf16_speedup() == speedup  # cached: one probe a process
 
 
 def tiny_trainer(tmp_path, **overrides):
