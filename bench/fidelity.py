@@ -210,23 +210,31 @@ def _value(record: dict, key: str) -> float:
     return float("nan") if record.get(key) is None else record[key]
 
 
+def cpu_kind(machine_line: str) -> str:
+    """'amx', 'bf16' (no AMX, bf16 faster by the probe) or 'fp32', from a record's machine."""
+    if "with AMX" in machine_line:
+        return "amx"
+    return "bf16" if "bf16 faster" in machine_line else "fp32"
+
+
 def plot(records: list[dict], out: Path) -> None:
     from generation.plots import pyplot, save
 
     plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
-    series = (  # a VM without AMX trains several times slower: its own curve
-        ("cpu", True, "#4b2a7a", "new recipe (cpu)"),
-        ("cpu", False, "#9a8cc0", "new recipe (cpu), no AMX"),
-        ("cpu-v1", True, "#c97fb5", "old recipe (cpu-v1)"),
+    series = (  # a CPU's speed class buys its own steps per minute: its own curve
+        ("cpu", "amx", "#4b2a7a", "new recipe (cpu), AMX, bf16"),
+        ("cpu", "bf16", "#2a7a6b", "new recipe (cpu), no AMX, bf16"),
+        ("cpu", "fp32", "#9a8cc0", "new recipe (cpu), no AMX, fp32"),
+        ("cpu-v1", "amx", "#c97fb5", "old recipe (cpu-v1), AMX"),
     )
-    for preset, amx, colour, label in series:
+    for preset, kind, colour, label in series:
         # the budget curve: the preset as it is, not the ablations run with --set
         rows = [
             r
             for r in records
-            if r["preset"] == preset and not r.get("set") and ("with AMX" in r["machine"]) == amx
+            if r["preset"] == preset and not r.get("set") and cpu_kind(r["machine"]) == kind
         ]
         rows.sort(key=lambda r: r["minutes"])
         if not rows:
