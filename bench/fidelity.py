@@ -154,6 +154,10 @@ def run(args: argparse.Namespace) -> None:
         "evaluate_seconds": time.perf_counter() - started,
         "commit": commit(),
         "machine": machine(),
+        # what the generator trained in (histostudy.json), whatever this process would pick
+        "precision": json.loads((Path(generator.path) / "histostudy.json").read_text()).get(
+            "precision"
+        ),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         **{k: v for k, v in figures.items() if k != "details"},
         "timings": figures["details"]["timings"],
@@ -210,11 +214,15 @@ def _value(record: dict, key: str) -> float:
     return float("nan") if record.get(key) is None else record[key]
 
 
-def cpu_kind(machine_line: str) -> str:
-    """'amx', 'bf16' (no AMX, bf16 faster by the probe) or 'fp32', from a record's machine."""
-    if "with AMX" in machine_line:
+def cpu_kind(record: dict) -> str:
+    """'amx', 'bf16' (no AMX, trained in bf16) or 'fp32', from a record's machine line and the
+    precision its generator trained in (records before 2026-12-06 lack it: AMX meant bf16)."""
+    if "with AMX" in record["machine"]:
         return "amx"
-    return "bf16" if "bf16 faster" in machine_line else "fp32"
+    precision = record.get("precision")
+    if precision is None:
+        return "bf16" if "bf16 faster" in record["machine"] else "fp32"
+    return "bf16" if precision == "bf16" else "fp32"
 
 
 def plot(records: list[dict], out: Path) -> None:
@@ -232,9 +240,7 @@ def plot(records: list[dict], out: Path) -> None:
     for preset, kind, colour, label in series:
         # the budget curve: the preset as it is, not the ablations run with --set
         rows = [
-            r
-            for r in records
-            if r["preset"] == preset and not r.get("set") and cpu_kind(r["machine"]) == kind
+            r for r in records if r["preset"] == preset and not r.get("set") and cpu_kind(r) == kind
         ]
         rows.sort(key=lambda r: r["minutes"])
         if not rows:

@@ -58,6 +58,20 @@ def inception_features_once():
     InceptionEmbedder.embed = original
 
 
+@pytest.fixture(autouse=True, scope="session")
+def precision_without_the_probe():
+    """`mixed_precision=auto` without the bf16 timing probe: bf16 on a CPU with AMX, fp32 on
+    any other, as before the probe. A test's precision then never hangs on a timing taken
+    under the suite's own load (the tiny classifier configs use `auto`). The probe has its own
+    tests (tests/generation/test_recipe.py)."""
+    from generation.ldm import precision
+
+    original = precision.cpu_bf16_speedup
+    precision.cpu_bf16_speedup = lambda: 0.0
+    yield
+    precision.cpu_bf16_speedup = original
+
+
 @pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path: Path) -> Path:
     """A fresh MEDIA_ROOT and cache per test, so tests never see each other's files."""

@@ -12,6 +12,7 @@ import torch
 from django.utils import timezone
 
 from generation.cohorts import sample_tiles
+from generation.experiment.findings import comparison, fidelity_comparison
 from generation.models import (
     Cohort,
     Experiment,
@@ -210,122 +211,6 @@ def sample_grids(experiment: Experiment, schemes: tuple[str, ...], folder: Path)
             sample_grid(real, captions, folder / "samples-real.png")
             real_done = True
     return written
-
-
-def comparison(rows: list[dict], results: list[UtilityResult]) -> list[str]:
-    """Plain sentences from the numbers: which scheme won on each measure, by how much."""
-    overall = {r["scheme"]: r["result"] for r in rows if r["label"] is None}
-    lines = []
-    if overall:
-        best = min(overall, key=lambda s: overall[s].fid)
-        ranked = ", ".join(
-            f"{s} {overall[s].fid:.1f}" for s in sorted(overall, key=lambda s: overall[s].fid)
-        )
-        lines.append(f"- Lowest FID: **{best}** prompts (FID {ranked}).")
-        if "label" in overall and "morphology" in overall:
-            a, b = overall["label"], overall["morphology"]
-            verdict = "beat" if b.fid < a.fid else "did not beat"
-            separated = abs(a.kid_mean - b.kid_mean) > 2 * np.hypot(a.kid_std, b.kid_std)
-            lines.append(
-                f"- Morphology prompts {verdict} label prompts on FID ({b.fid:.1f} vs "
-                f"{a.fid:.1f}); KID x1000 {b.kid_mean * 1000:.2f} vs {a.kid_mean * 1000:.2f}, "
-                + (
-                    "a gap larger than twice the spread over KID subsets."
-                    if separated
-                    else "within twice the spread over KID subsets: not separated at this n."
-                )
-            )
-    synthetic = [r for r in results if r.arm == "synthetic"]
-    real = next((r for r in results if r.step == "utility:real"), None)
-    if synthetic:
-        best = max(synthetic, key=lambda r: r.auc)
-        lines.append(
-            f"- Best classifier on synthetic tiles alone: {best.arm_name}, ROC AUC "
-            f"{best.auc:.3f} ({best.auc_low:.3f}-{best.auc_high:.3f})"
-            + (
-                f", against {real.auc:.3f} for all {real.n_real} real training tiles."
-                if real
-                else "."
-            )
-        )
-    return lines
-
-
-def _span(values) -> str:
-    """'0.020' where the values agree to 3 decimals, '0.020-0.022' where they do not, '' for
-    none."""
-    found = sorted({round(v, 3) for v in values if v is not None})
-    if not found:
-        return ""
-    return f"{found[0]:.3f}" if len(found) == 1 else f"{found[0]:.3f}-{found[-1]:.3f}"
-
-
-def fidelity_comparison(evaluations: list) -> list[str]:
-    """Plain sentences from each scheme's evaluate_generator row: does a prompt scheme make
-    tiles show their label and morphology type better, and can a machine tell them apart?
-
-    Morphology agreement counts a synthetic tile in the morphology type of its stratum. Only
-    morphology prompts name that type; the other schemes' shares say how much of it comes with
-    the label or the features alone. Two schemes are called apart only where their 95%
-    intervals do not overlap."""
-    lines: list[str] = []
-    morph = [e for e in evaluations if e.morphology_share is not None]
-    if morph:
-        ranked = sorted(morph, key=lambda e: -e.morphology_share)
-        listed = ", ".join(
-            f"{e.generator.scheme} {e.morphology_share:.3f} ({_fmt(e.morphology_low)}-"
-            f"{_fmt(e.morphology_high)})"
-            for e in ranked
-        )
-        line = (
-            "- Morphology agreement (synthetic tiles in their stratum's morphology type; "
-            f"chance {_span(e.morphology_chance for e in ranked)}): {listed}."
-        )
-        by = {e.generator.scheme: e for e in morph}
-        if "morphology" in by and "label" in by:
-            m, b = by["morphology"], by["label"]
-            if None not in (
-                m.morphology_low,
-                m.morphology_high,
-                b.morphology_low,
-                b.morphology_high,
-            ):
-                if m.morphology_low > b.morphology_high:
-                    winner = "Morphology prompts place tiles in their type more often than label"
-                elif b.morphology_low > m.morphology_high:
-                    winner = "Label prompts place tiles in their type more often than morphology"
-                else:
-                    winner = None
-                line += (
-                    f" {winner} prompts: the intervals do not overlap."
-                    if winner
-                    else " Morphology and label prompts are not separated: their intervals overlap."
-                )
-        lines.append(line)
-    labelled = [e for e in evaluations if e.label_auc is not None]
-    if labelled:
-        ranked = sorted(labelled, key=lambda e: -e.label_auc)
-        listed = ", ".join(
-            f"{e.generator.scheme} {e.label_auc:.3f} ({_fmt(e.label_auc_low)}-"
-            f"{_fmt(e.label_auc_high)})"
-            for e in ranked
-        )
-        on_real = _span(e.label_auc_real for e in ranked)
-        lines.append(
-            "- Label fidelity (ROC AUC of a real-trained tumour classifier on synthetic tiles "
-            f"against their prompted label): {listed}"
-            + (f"; the same classifier on real tiles: {on_real}." if on_real else ".")
-        )
-    readers = [e for e in evaluations if e.reader_auc is not None]
-    if readers:
-        listed = ", ".join(
-            f"{e.generator.scheme} {e.reader_auc:.3f}"
-            for e in sorted(readers, key=lambda e: abs(e.reader_auc - 0.5))
-        )
-        lines.append(
-            f"- Machine reader (CNN telling synthetic from real; 0.5 cannot tell): {listed}."
-        )
-    return lines
 
 
 def write_report(experiment: Experiment, options, folder: Path, notes: Path | None = None) -> Path:

@@ -15,7 +15,7 @@ BF16_MIN_SPEEDUP = 1.2
 def resolve_precision(setting: str, cuda: bool) -> str:
     """`auto` -> bf16 where it is fast, else "no" (fp32). Fast: a GPU that has it, a CPU with
     AMX matrix units (bf16 convolutions several times faster than fp32), or another CPU with
-    bf16 instructions where a short probe finds bf16 at least BF16_MIN_SPEEDUP times faster
+    AVX-512 where a short probe finds bf16 at least BF16_MIN_SPEEDUP times faster
     (an AMD EPYC with AVX-512 bf16 but no AMX: 1.4-2x; an Intel one without AMX: slower,
     docs/BENCHMARKS.md)."""
     if setting != "auto":
@@ -28,40 +28,42 @@ def resolve_precision(setting: str, cuda: bool) -> str:
     return "bf16" if cpu_bf16_speedup() >= BF16_MIN_SPEEDUP else "no"
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_bf16_speedup() -> float:
+def measure_bf16_speedup() -> float:
     """fp32 seconds over bf16-autocast seconds for a training step (forward and backward) of a
     small convolution stack like the generator's and the classifier's, on this CPU's threads.
 
-    Measured once a process, in about a second: rounds of both precisions interleaved, the
-    fastest round of each kept, so load on a shared machine slows both alike. 0.0 where
-    oneDNN has no bf16 kernels here (then bf16 runs emulated, far slower). The global random
-    state is left as it was."""
+    About 0.2-0.3 s: rounds of both precisions interleaved, the fastest round of each kept, so
+    load on a shared machine slows both alike. 0.0 where oneDNN reports no bf16 support at all
+    (no AVX-512); a CPU that only emulates bf16 measures slower, so the probe itself says so.
+    The global random state is left as it was."""
     mkldnn = getattr(torch.ops, "mkldnn", None)
     supported = getattr(mkldnn, "_is_mkldnn_bf16_supported", None)
     if not torch.backends.mkldnn.is_available() or supported is None or not supported():
         return 0.0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with torch.random.fork_rng(devices=[]):  # the layers' initial weights draw from it
         net = torch.nn.Sequential(
             torch.nn.Conv2d(64, 64, 3, padding=1),
             torch.nn.GroupNorm(8, 64),
             torch.nn.SiLU(),
             torch.nn.Conv2d(64, 64, 3, padding=1),
         )
-        x = torch.randn(8, 64, 32, 32)
+    x = torch.randn(8, 64, 32, 32, generator=torch.Generator().manual_seed(0))
 
-        def step(bf16: bool) -> float:
-            started = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = net(x)
-            out.float().square().mean().backward()
-            net.zero_grad(set_to_none=True)
-            return time.perf_counter() - started
+    def step(bf16: bool) -> float:
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = net(x)
+        out.float().square().mean().backward()
+        net.zero_grad(set_to_none=True)
+        return time.perf_counter() - started
 
-        step(False), step(True)  # warm-up: oneDNN picks and caches its kernels
-        best = {False: float("inf"), True: float("inf")}
-        for _ in range(10):
-            for bf16 in (False, True):
-                best[bf16] = min(best[bf16], step(bf16))
+    step(False), step(True)  # warm-up: oneDNN picks and caches its kernels
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(10):
+        for bf16 in (False, True):
+            best[bf16] = min(best[bf16], step(bf16))
     return best[False] / best[True]
+
+
+# measured once a process: every later resolve_precision("auto") on this CPU reads it
+cpu_bf16_speedup = functools.cache(measure_bf16_speedup)

@@ -135,17 +135,15 @@ def test_auto_precision_is_bf16_only_where_it_is_fast(monkeypatch):
     assert resolve_precision("bf16", cuda=False) == "bf16"  # an explicit setting is kept
 
 
-def test_the_bf16_probe_measures_once_and_leaves_the_random_state_alone():
+def test_the_bf16_probe_leaves_the_random_state_alone():
     from generation.ldm import precision
 
-    precision.cpu_bf16_speedup.cache_clear()
     torch.manual_seed(3)
     expected = torch.rand(3)
     torch.manual_seed(3)
-    speedup = precision.cpu_bf16_speedup()
+    speedup = precision.measure_bf16_speedup()  # the real probe, not the suite's stand-in
     torch.testing.assert_close(torch.rand(3), expected)
-    assert speedup == 0.0 or speedup > 0.1  # 0.0: no bf16 kernels; else a measured ratio
-    assert precision.cpu_bf16_speedup() == speedup  # cached: one probe a process
+    assert speedup == 0.0 or speedup > 0.1  # 0.0: no bf16 support; else a measured ratio
 
 
 def tiny_trainer(tmp_path, **overrides):
