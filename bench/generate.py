@@ -42,13 +42,19 @@ def text_encoder(text_dir: Path | None, device: str):
 
 
 def build_pipeline_dir(preset: str, overrides: dict[str, str], out: Path) -> Path:
+    from generation.ldm.codec import LatentCodec
     from generation.ldm.models import build_autoencoder, build_unet
     from generation.presets import PRESETS
 
     config = PRESETS[preset].generator.replace(**overrides)
-    build_autoencoder(config).save_pretrained(out / "vae")
+    vae = build_autoencoder(config)
+    vae.save_pretrained(out / "vae")
     build_unet(config).save_pretrained(out / "unet")
-    meta = {"config": json.loads(config.to_json()), "scaling_factor": 1.0}
+    # the latent normalisation a trained generator records; neutral here (random weights):
+    # a deterministic autoencoder's per-channel shift and scale, else the KL scaling factor
+    channels = config.latent_channels
+    codec = LatentCodec(vae, shift=[0.0] * channels, scale=[1.0] * channels)
+    meta = {"config": json.loads(config.to_json()), **codec.state()}
     (out / "histostudy.json").write_text(json.dumps(meta))
     return out
 
