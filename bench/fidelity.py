@@ -77,15 +77,11 @@ def commit() -> str:
 def machine() -> str:
     import torch
 
-    from generation.ldm.precision import resolve_precision
+    from generation.ldm.precision import cpu_has_amx
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    # a CPU without AMX may still train in bf16 where the probe finds it faster (ldm.precision)
-    bf16 = not amx and resolve_precision("auto", cuda=False) == "bf16"
     return (
-        f"{platform.node()}: {os.cpu_count()} CPU cores"
-        f"{' with AMX' if amx else ''}{' (no AMX, bf16 faster)' if bf16 else ''}, "
+        f"{platform.node()}: {os.cpu_count()} CPU cores{' with AMX' if cpu_has_amx() else ''}, "
         f"{gpu}, torch {torch.__version__}"
     )
 
@@ -154,8 +150,9 @@ def run(args: argparse.Namespace) -> None:
         "evaluate_seconds": time.perf_counter() - started,
         "commit": commit(),
         "machine": machine(),
-        # what the generator trained in (histostudy.json), whatever this process would pick
-        "precision": json.loads((Path(generator.path) / "histostudy.json").read_text()).get(
+        # what the generator trained in (histostudy.json): "bf16" or "no" (fp32); not
+        # "precision", which the figures use for precision/recall
+        "trained_in": json.loads((Path(generator.path) / "histostudy.json").read_text()).get(
             "precision"
         ),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -216,13 +213,11 @@ def _value(record: dict, key: str) -> float:
 
 def cpu_kind(record: dict) -> str:
     """'amx', 'bf16' (no AMX, trained in bf16) or 'fp32', from a record's machine line and the
-    precision its generator trained in (records before 2026-12-06 lack it: AMX meant bf16)."""
+    precision its generator trained in (records before 2026-12-06 lack it: then AMX meant bf16
+    and no AMX fp32)."""
     if "with AMX" in record["machine"]:
         return "amx"
-    precision = record.get("precision")
-    if precision is None:
-        return "bf16" if "bf16 faster" in record["machine"] else "fp32"
-    return "bf16" if precision == "bf16" else "fp32"
+    return "bf16" if record.get("trained_in") == "bf16" else "fp32"
 
 
 def plot(records: list[dict], out: Path) -> None:

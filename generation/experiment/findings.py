@@ -53,17 +53,20 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def _range(low: float | None, high: float | None) -> str:
+    """'0.041-0.097', or '' where either end is missing."""
+    return f"{low:.3f}-{high:.3f}" if _finite(low) and _finite(high) else ""
+
+
 def _interval(low: float | None, high: float | None) -> str:
     """' (0.041-0.097)', or nothing where either end is missing."""
-    return f" ({low:.3f}-{high:.3f})" if _finite(low) and _finite(high) else ""
+    return f" ({span})" if (span := _range(low, high)) else ""
 
 
 def _agreement(e) -> str:
     """'morphology 0.063 (0.041-0.097; chance 0.020)', leaving out what is missing."""
-    parts = [_interval(e.morphology_low, e.morphology_high).strip(" ()")]
-    if _finite(e.morphology_chance):
-        parts.append(f"chance {e.morphology_chance:.3f}")
-    parts = [p for p in parts if p]
+    chance = f"chance {e.morphology_chance:.3f}" if _finite(e.morphology_chance) else ""
+    parts = [p for p in (_range(e.morphology_low, e.morphology_high), chance) if p]
     return f"{e.generator.scheme} {e.morphology_share:.3f}" + (
         f" ({'; '.join(parts)})" if parts else ""
     )
@@ -88,9 +91,9 @@ def fidelity_comparison(evaluations: list) -> list[str]:
             + "."
         )
         label = next((e for e in morph if e.generator.scheme == "label"), None)
-        if label is not None and _interval(label.morphology_low, label.morphology_high):
+        if label is not None and _range(label.morphology_low, label.morphology_high):
             for other in ranked:
-                if other is label or not _interval(other.morphology_low, other.morphology_high):
+                if other is label or not _range(other.morphology_low, other.morphology_high):
                     continue
                 name = other.generator.scheme.capitalize()
                 if other.morphology_low > label.morphology_high:

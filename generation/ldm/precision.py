@@ -22,10 +22,14 @@ def resolve_precision(setting: str, cuda: bool) -> str:
         return setting
     if cuda:
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    if amx():
+    if cpu_has_amx():
         return "bf16"
     return "bf16" if cpu_bf16_speedup() >= BF16_MIN_SPEEDUP else "no"
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX matrix units (torch's own check; False where torch lacks it)."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def measure_bf16_speedup() -> float:
