@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
     grids = ROOT / "docs" / "samples"
     sample_grid(synthetic, captions, grids / f"{name}.png")
     sample_grid(real, captions, grids / f"{name}-real.png")
-    record = {
+    own = {
         "name": name,
         "preset": args.preset,
         "minutes": args.minutes,
@@ -156,12 +156,23 @@ def run(args: argparse.Namespace) -> None:
             "precision"
         ),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        **{k: v for k, v in figures.items() if k != "details"},
         "timings": figures["details"]["timings"],
     }
+    record = merge_figures(own, figures)
     with RUNS.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
     print("\n".join(table([record])))
+
+
+def merge_figures(own: dict, figures: dict) -> dict:
+    """A run's record: its own fields, then the evaluation's figures (less their details). A
+    figure named like one of the run's own fields would overwrite it unseen, as precision/recall
+    once overwrote the training precision, so a clash is an error naming the fields."""
+    figures = {k: v for k, v in figures.items() if k != "details"}
+    clash = sorted(own.keys() & figures.keys())
+    if clash:
+        raise ValueError(f"evaluation figures named like the run's own fields: {', '.join(clash)}")
+    return {**own, **figures}
 
 
 def _verdict(record: dict, key: str) -> str:

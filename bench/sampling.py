@@ -1,13 +1,15 @@
 """Sampler settings against FID, on one trained generator: no training, only generation.
 
     .venv/bin/python bench/sampling.py --generator bench-cpu-60m \\
-        [--try dpm++:25:3.0 --try dpm++-sde:25:3.0 ...] [--n 300] [--workdir DIR]
+        [--try dpm++:25:3.0 --try dpm++-sde:25:3.0 --try dpm++:25:3.0:bf16 ...] [--n 300]
 
-Each --try is SCHEDULER:STEPS:GUIDANCE (default: dpm++ and dpm++-sde at the default steps and
-twice as many, default guidance). For each, generates --n tiles on split valid of the
-workspace bench/fidelity.py made (same strata and seed, so every setting draws the same real
-tiles and prompts) and measures FID/KID and precision/recall against up to 1,000 held-out real
-tiles (compute_fid, the demo's criterion), with the real-vs-real floor at the same sizes.
+Each --try is SCHEDULER:STEPS:GUIDANCE[:PRECISION] (default: dpm++ and dpm++-sde at the default
+steps and twice as many, default guidance); PRECISION is fp32 (the default) or bf16, the
+networks under bf16 autocast as `generate_cohort --precision bf16` runs them. For each,
+generates --n tiles on split valid of the workspace bench/fidelity.py made (same strata and
+seed, so every setting draws the same real tiles and prompts) and measures FID/KID and
+precision/recall against up to 1,000 held-out real tiles (compute_fid, the demo's criterion),
+with the real-vs-real floor at the same sizes.
 Prints one table row per setting, with the seconds its generation took.
 """
 
@@ -29,7 +31,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generator", required=True)
-    parser.add_argument("--try", dest="tries", action="append", metavar="SCHED:STEPS:GUIDANCE")
+    parser.add_argument("--try", dest="tries", action="append",
+                        metavar="SCHED:STEPS:GUIDANCE[:PRECISION]")  # fmt: skip
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pcam", type=Path, default=ROOT.parent / "shared" / "pcam")
@@ -49,13 +52,17 @@ def main() -> None:
     fidelity.setup(args.workdir, args.pcam)
     from django.core.management import call_command
 
-    from generation.cohorts import CohortRequest, generate_cohort
+    from generation.cohorts import CohortRequest, Runtime, generate_cohort
     from generation.models import Cohort
 
     rows = []
     for spec in tries:
-        scheduler, steps, guidance = spec.split(":")
+        scheduler, steps, guidance, *rest = spec.split(":")
+        precision = rest[0] if rest else "fp32"
+        if len(rest) > 1 or precision not in ("fp32", "bf16"):
+            parser.error(f"--try {spec}: expected SCHEDULER:STEPS:GUIDANCE[:fp32|bf16]")
         name = f"{args.generator}-{scheduler}-{steps}-{guidance}-{args.n}"
+        name += "-bf16" if precision == "bf16" else ""  # fp32 keeps earlier runs' names
         started = time.perf_counter()
         seconds: float | None = None  # None: a cohort made by an earlier run, reused
         if not Cohort.objects.filter(name=name).exists():
@@ -70,7 +77,8 @@ def main() -> None:
                     sampling=SamplingConfig(
                         steps=int(steps), guidance=float(guidance), scheduler=scheduler
                     ),
-                )
+                ),
+                Runtime(precision=precision),
             )
             seconds = time.perf_counter() - started
         out = StringIO()
@@ -79,7 +87,8 @@ def main() -> None:
         result, floor = json.loads(out.getvalue())
         rows.append((spec, result, floor, seconds))
     print(f"generator {args.generator}, {args.n} synthetic vs up to 1,000 held-out real (valid)")
-    print("| sampler:steps:guidance | FID (floor) | KID x1000 | precision / recall | seconds |")
+    print("| sampler:steps:guidance[:precision] | FID (floor) | KID x1000 | precision / recall "
+          "| seconds |")  # fmt: skip
     print("|---|---|---|---|---|")
     for spec, r, f, seconds in rows:
         took = "reused" if seconds is None else f"{seconds:.0f}"
