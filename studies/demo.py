@@ -244,7 +244,14 @@ def _generator(
                 preview_steps=options.steps,  # as its cohort is sampled
             )
         except GeneratorError as exc:
-            raise DemoError(str(exc)) from exc
+            from generation.ldm.budget import TimeBudgetError  # torch is loaded by now
+
+            hint = (  # the cap the user sets, by either way of running the demo
+                " (make demo DEMO_MINUTES=..., or manage.py demo --train-minutes ...)"
+                if isinstance(exc.__cause__, TimeBudgetError)
+                else ""
+            )
+            raise DemoError(f"{exc}{hint}") from exc
     generator = Generator.objects.get(name=name)
     check_trained(generator, options.preset)
     return (

@@ -20,7 +20,12 @@ DENOISER_RESERVE_MARGIN = 1.3
 
 
 class BudgetError(ValueError):
-    """A time budget that buys fewer steps than the config's minimum: no generator is made."""
+    """Fewer steps than the config's minimum, as set or as a time budget buys: no generator is
+    made."""
+
+
+class TimeBudgetError(BudgetError):
+    """The time budget, not the steps asked for, is what falls short: more minutes would do."""
 
 
 class TimeBudget:
@@ -67,7 +72,7 @@ class TimeBudget:
             if where
             else f"ask for at least {needed}"
         )
-        raise BudgetError(
+        raise (TimeBudgetError if where else BudgetError)(
             f"the {phase} {verb} {steps} steps{where}, fewer than the {needed} it needs "
             f"(the preset's {field}); {advice}"
         )
@@ -99,11 +104,42 @@ class TimeBudget:
             )
         return self._out_of_time(latest)
 
+    def check_minimums_fit(self, until: float) -> None:
+        """Refuse at once a time budget too short for both phases' minimum steps at the speeds
+        autoencoder_share probed. Without it a capped run learns so only when the denoiser's
+        forecast fails, after the autoencoder has spent its share: on a 2-core AMD EPYC
+        without AVX-512 (2026-12-07) `make demo` refused after 13 of its 20 minutes."""
+        vae_seconds, unet_seconds = self.probed
+        cfg = self.config
+        needed = (
+            max(0, cfg.min_vae_steps - self.vae_step) * vae_seconds
+            + self.encoding_seconds
+            + max(0, cfg.min_unet_steps - self.unet_step) * unet_seconds
+        )
+        left = until - time.monotonic()
+        short = needed > 0 and left < PROJECTION_SLACK * needed
+        if self.accelerator.num_processes > 1:  # all refuse, or the others would wait for ever
+            flag = torch.tensor([float(short)], device=self.accelerator.device)
+            short = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+        if short:
+            advice = math.ceil(DENOISER_RESERVE_MARGIN * needed / 60)
+            raise TimeBudgetError(
+                f"the minimum steps ({cfg.min_vae_steps} autoencoder + {cfg.min_unet_steps} "
+                f"denoiser, the preset's min_vae_steps and min_unet_steps) and the encoding of "
+                f"the training tiles between them take about {needed / 60:.1f} minutes at the "
+                f"speed measured here ({vae_seconds:.2f} s an autoencoder step, "
+                f"{self.encoding_seconds / 60:.1f} min encoding, {unet_seconds:.2f} s a "
+                "denoiser step), more than the "
+                f"{max(left, 0) / 60:.1f} this time budget leaves; give it about {advice} "
+                "minutes, or more"
+            )
+
     def denoiser_reserve(self) -> float:
         """Seconds the denoiser's minimum steps take at the probed speed (autoencoder_share
-        probes it), with DENOISER_RESERVE_MARGIN for a speed that varies and the encoding of
+        probes it), with DENOISER_RESERVE_MARGIN for a speed that varies, and the encoding of
         the tiles before it starts."""
-        return DENOISER_RESERVE_MARGIN * self.config.min_unet_steps * self.probed[1]
+        steps = DENOISER_RESERVE_MARGIN * self.config.min_unet_steps * self.probed[1]
+        return steps + self.encoding_seconds
 
     def autoencoder_share(self) -> float:
         """The autoencoder's share of a time budget: `vae_time_share`, or more where its
@@ -112,14 +148,37 @@ class TimeBudget:
         vae_time_share; a budget in steps with a time cap (the demo's) that the cap cuts short
         cuts both phases alike, instead of starving the autoencoder on a slow machine."""
         vae_seconds, unet_seconds = self.probed = self._probe_speeds()
+        self.encoding_seconds = self._probe_encoding()
         vae_left = max(0, self.config.vae_steps - self.vae_step) * vae_seconds
         unet_left = max(0, self.config.unet_steps - self.unet_step) * unet_seconds
         share = max(self.config.vae_time_share, vae_left / max(vae_left + unet_left, 1e-9))
         self.log(
             f"speed here: {vae_seconds:.2f} s an autoencoder step, {unet_seconds:.2f} s a "
-            f"denoiser step; the autoencoder gets at most {share:.0%} of the time"
+            f"denoiser step, {self.encoding_seconds / 60:.1f} min to encode the tiles between "
+            f"them; the autoencoder gets at most {share:.0%} of the time they leave"
         )
         return share
+
+    def _probe_encoding(self, batch: int = 32) -> float:
+        """Seconds the encoding of every training tile between the phases takes
+        (encode_latents), from one timed batch of random tiles after a warm-up one: minutes of
+        a capped run on a slow CPU (6.5 of them for 19,171 tiles on a 2-core AMD EPYC without
+        AVX-512), which the denoiser's share would otherwise pay. Nothing is kept."""
+        if self.sd:  # no encoding pass: the frozen VAE encodes each batch inside a step
+            return 0.0
+        cfg, device = self.config, self.accelerator.device
+        rng = torch.Generator().manual_seed(cfg.seed + 2)
+        n = max(1, min(batch, len(self.data.tiles)))
+        x = (torch.rand(n, 3, cfg.image_size, cfg.image_size, generator=rng) * 2 - 1).to(device)
+        with torch.no_grad(), self.accelerator.autocast():
+            self.codec.moments(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            began = time.monotonic()
+            self.codec.moments(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+        return (time.monotonic() - began) / n * len(self.data.tiles)
 
     def _probe_speeds(self, steps: int = 4) -> tuple[float, float]:
         """Seconds of one training step of each phase (forward and backward on random inputs

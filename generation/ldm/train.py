@@ -97,6 +97,7 @@ class Trainer(TimeBudget, Checkpoints):
         self.plan = {"autoencoder": config.vae_steps, "denoiser": config.unet_steps}
         self.planned = {"autoencoder": False, "denoiser": False}
         self.probed = (0.0, 0.0)  # seconds a step of each phase, once autoencoder_share probed
+        self.encoding_seconds = 0.0  # of every tile between the phases, probed alike
         self.stretched = False  # whether the autoencoder trained past its share of the time
         self.losses: list[tuple[str, int, float]] = []
         self.weights = sampling_weights(data.prompts, config.balance)
@@ -343,7 +344,10 @@ class Trainer(TimeBudget, Checkpoints):
         if not self.vae_finished:
             vae_until, latest = until, None
             if max_minutes:
-                vae_until = started + (until - started) * self.autoencoder_share()
+                share = self.autoencoder_share()  # probes the speeds and the encoding
+                self.check_minimums_fit(until)  # before any step
+                # the share is of the time the encoding between the phases leaves
+                vae_until = started + max(0.0, until - started - self.encoding_seconds) * share
                 latest = max(vae_until, until - self.denoiser_reserve())
             self.train_autoencoder(vae_until, latest)
             self._check_budget("autoencoder", self.vae_step, "reached")

@@ -1,5 +1,6 @@
-"""The time budget's forecast: a budget far below the minimum steps is refused at once; a near
-miss (ten timed steps are a noisy forecast) trains on towards the minimum."""
+"""The time budget's forecast: a budget far below the minimum steps is refused at once (both
+phases' minimums at the probed speeds, before the first step; then each phase's own forecast);
+a near miss (ten timed steps are a noisy forecast) trains on towards the minimum."""
 
 from __future__ import annotations
 
@@ -67,3 +68,30 @@ def test_an_autoencoder_short_of_its_minimum_trains_on_into_the_denoisers_spare_
     assert Autoencoder(300).autoencoder_out_of_time(past, future)  # its minimum: the share holds
     no_room = Autoencoder(280)  # the share already leaves the denoiser less than its reserve
     assert no_room.autoencoder_out_of_time(past, past) and not no_room.messages
+
+
+class Capped(TimeBudget):
+    def __init__(
+        self, vae_seconds: float, unet_seconds: float, vae_step: int = 0, encoding: float = 0.0
+    ) -> None:
+        self.config = GeneratorConfig(min_vae_steps=300, min_unet_steps=600)
+        self.probed = (vae_seconds, unet_seconds)
+        self.encoding_seconds = encoding
+        self.vae_step, self.unet_step = vae_step, 0
+        self.accelerator = SimpleNamespace(num_processes=1)
+
+
+def test_a_cap_too_short_for_both_minimums_is_refused_before_the_first_step():
+    # about the 2-core AMD EPYC without AVX-512 of 2026-12-07 (2.01 s, 1.25 s): 300 x 2 s +
+    # 600 x 1.25 s is 22.5 minutes, which `make demo`'s 20-minute cap refused only after 13
+    with pytest.raises(BudgetError) as caught:
+        Capped(2.0, 1.25).check_minimums_fit(time.monotonic() + 20 * 60)
+    message = str(caught.value)
+    assert "300 autoencoder + 600 denoiser" in message and "about 22.5 minutes" in message
+    assert "give it about 30 minutes" in message  # with the margin for a speed that varies
+    Capped(2.0, 1.25).check_minimums_fit(time.monotonic() + 25 * 60)  # it fits: trains
+    with pytest.raises(BudgetError, match=r"about 29\.0 minutes"):  # with 6.5 min of encoding
+        Capped(2.0, 1.25, encoding=390.0).check_minimums_fit(time.monotonic() + 25 * 60)
+    Capped(0.265, 0.282).check_minimums_fit(time.monotonic() + 10 * 60)  # an AVX-512 EPYC
+    # a resumed run needs only the steps it has not made
+    Capped(2.0, 1.25, vae_step=300).check_minimums_fit(time.monotonic() + 15 * 60)

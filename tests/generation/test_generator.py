@@ -349,13 +349,13 @@ def test_a_budget_too_short_for_the_minimum_steps_fails_and_keeps_nothing(annota
     assert "min_unet_steps" in message and "ask for at least 50" in message
     assert not Generator.objects.filter(name="short").exists()
     assert not (generators.generators_root() / "short").exists()
-    # a time budget that buys too few steps: stopped with what it reached and what it needs
+    # a time budget too short for the minimum steps: refused with what they need
     with pytest.raises(generators.GeneratorError) as caught:
         train_generator(dataset=annotated, scheme="label", preset="tiny", name="short",
                         overrides={"unet_steps": "100000", "min_unet_steps": "50000"},
                         max_minutes=0.05, progress=False)  # fmt: skip
-    message = str(caught.value)
-    assert "in this time budget, fewer than the 50000 it needs" in message
-    assert "times the time" in message
+    message = str(caught.value)  # refused at the speed probe, before the first step
+    assert "minimum steps (0 autoencoder + 50000 denoiser" in message
+    assert "this time budget leaves" in message and "give it about" in message
     assert not Generator.objects.filter(name="short").exists()
     assert not (generators.generators_root() / "short").exists()

@@ -167,11 +167,13 @@ def test_a_capped_step_budget_splits_the_time_by_what_each_phase_needs(tmp_path,
     monkeypatch.setattr(trainer, "_probe_speeds", lambda: (0.2, 0.4))  # a fast autoencoder
     assert trainer.autoencoder_share() == 0.25
     # an autoencoder short of its minimum at the end of its share may borrow what the
-    # denoiser's minimum, at the probed speed and with a margin, does not need
+    # denoiser's minimum, at the probed speed and with a margin, and the encoding of the
+    # tiles before it (minutes on a slow CPU) do not need
     trainer = tiny_trainer(tmp_path, vae_steps=300, unet_steps=600, min_unet_steps=500)
     monkeypatch.setattr(trainer, "_probe_speeds", lambda: (1.0, 2.0))
+    monkeypatch.setattr(trainer, "_probe_encoding", lambda: 90.0)
     trainer.autoencoder_share()
-    assert trainer.denoiser_reserve() == pytest.approx(1.3 * 500 * 2.0)
+    assert trainer.denoiser_reserve() == pytest.approx(1.3 * 500 * 2.0 + 90.0)
     # a budget in minutes: the preset's steps are out of reach, vae_time_share holds
     trainer = tiny_trainer(tmp_path, vae_steps=3000, unet_steps=20000, vae_time_share=0.25)
     monkeypatch.setattr(trainer, "_probe_speeds", lambda: (1.0, 1.0))
@@ -185,6 +187,7 @@ def test_the_speed_probe_changes_no_weight_or_random_stream(tmp_path):
     rng, global_rng = trainer.generator.get_state(), torch.get_rng_state()
     vae_seconds, unet_seconds = trainer._probe_speeds()
     assert vae_seconds > 0 and unet_seconds > 0
+    assert trainer._probe_encoding() > 0  # the encoding pass between the phases, timed alike
     after = dict(trainer.vae.state_dict())
     after |= {f"unet.{k}": v for k, v in trainer.unet.state_dict().items()}
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -27,24 +27,27 @@ def demo_tiles(tmp_path_factory) -> Path:
     return write_tile_tree(tmp_path_factory.mktemp("demo") / "pcam")
 
 
-def run_demo(tmp_path: Path, pcam: Path, host: str = "127.0.0.1:8000") -> str:
+def run_demo(tmp_path: Path, pcam: Path, host: str = "127.0.0.1:8000", **options) -> str:
     """The demo at test size: the tiny preset, 8 + 8 tiles, 2 practice + 6 scored per reader."""
     out = io.StringIO()
     call_command(
         "demo",
         pcam=pcam,
-        preset="tiny",
-        clusters=3,
-        cohort_size=8,
-        cases=6,
-        practice=2,
-        steps=2,
-        train_steps="10,10",
-        train_minutes=1.0,
-        evaluate_size=4,
-        accounts_file=tmp_path / "demo-accounts.json",
         host=host,
         stdout=out,
+        **{
+            "preset": "tiny",
+            "clusters": 3,
+            "cohort_size": 8,
+            "cases": 6,
+            "practice": 2,
+            "steps": 2,
+            "train_steps": "10,10",
+            "train_minutes": 1.0,
+            "evaluate_size": 4,
+            "accounts_file": tmp_path / "demo-accounts.json",
+            **options,
+        },
     )
     return out.getvalue()
 
@@ -148,6 +151,24 @@ def test_later_runs_reuse_everything_renew_a_changed_password_and_check_the_gene
     with pytest.raises(CommandError, match=r"10 autoencoder \+ 10 denoiser steps, fewer than"):
         run_demo(tmp_path, demo_tiles)
     assert not Study.objects.exists() and Cohort.objects.count() == cohorts
+
+
+def test_a_cap_too_short_for_the_minimum_steps_is_refused_at_once_saying_how_to_raise_it(
+    tmp_path, demo_tiles, monkeypatch
+):
+    import dataclasses
+
+    from generation import presets
+
+    tiny = presets.PRESETS["tiny"]
+    strict = dataclasses.replace(tiny, generator=tiny.generator.replace(min_unet_steps=50_000))
+    monkeypatch.setitem(presets.PRESETS, "tiny", strict)
+    with pytest.raises(CommandError) as caught:  # 50,000 steps in 3 s: refused at the probe
+        run_demo(tmp_path, demo_tiles, train_steps="10,60000", train_minutes=0.05)
+    message = str(caught.value)
+    assert "0 autoencoder + 50000 denoiser" in message and "this time budget leaves" in message
+    assert "make demo DEMO_MINUTES=" in message and "--train-minutes" in message
+    assert not Generator.objects.exists() and not Study.objects.exists()
 
 
 def test_one_split_alone_trains_on_half_and_draws_the_cohort_from_the_rest(tmp_path, demo_tiles):
