@@ -204,8 +204,9 @@ class Trainer(TimeBudget, Checkpoints):
         then trains on latents. The codec's normalisation is fitted to them."""
         self.vae.eval()
         means, stds = [], []
-        for start in range(0, len(self.data.tiles), 256):
-            x = to_unit(self.data.tiles[start : start + 256]).to(self.accelerator.device)
+        batch = self.encoding_batch()
+        for start in range(0, len(self.data.tiles), batch):
+            x = to_unit(self.data.tiles[start : start + batch]).to(self.accelerator.device)
             with self.accelerator.autocast():
                 mean, std = self.codec.moments(x)
             means.append(mean.float().cpu())
