@@ -49,6 +49,14 @@ def main() -> None:
         for sampler in ("dpm++", "dpm++-sde")
     ]
 
+    specs = []  # all checked before the first cohort, which takes minutes
+    for spec in tries:
+        fields = spec.split(":")
+        precision = fields[3] if len(fields) == 4 else "fp32"
+        if len(fields) not in (3, 4) or precision not in ("fp32", "bf16"):
+            parser.error(f"--try {spec}: expected SCHEDULER:STEPS:GUIDANCE[:fp32|bf16]")
+        specs.append((spec, *fields[:3], precision))
+
     fidelity.setup(args.workdir, args.pcam)
     from django.core.management import call_command
 
@@ -56,11 +64,7 @@ def main() -> None:
     from generation.models import Cohort
 
     rows = []
-    for spec in tries:
-        scheduler, steps, guidance, *rest = spec.split(":")
-        precision = rest[0] if rest else "fp32"
-        if len(rest) > 1 or precision not in ("fp32", "bf16"):
-            parser.error(f"--try {spec}: expected SCHEDULER:STEPS:GUIDANCE[:fp32|bf16]")
+    for spec, scheduler, steps, guidance, precision in specs:
         name = f"{args.generator}-{scheduler}-{steps}-{guidance}-{args.n}"
         name += "-bf16" if precision == "bf16" else ""  # fp32 keeps earlier runs' names
         started = time.perf_counter()

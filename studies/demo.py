@@ -25,7 +25,7 @@ from django.db.models import Count
 from generation.annotation import AnnotationError, annotate_dataset
 from generation.cohorts import CohortRequest, generate_cohort
 from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
-from generation.generators import GeneratorError, train_generator
+from generation.generators import GeneratorError, TrainingTimeError, train_generator
 from generation.ldm.config import SAMPLING_STEPS, SamplingConfig
 from generation.models import Cohort, Dataset, FidelityEvaluation, Generator, TileAnnotation
 from generation.presets import PRESETS
@@ -244,11 +244,9 @@ def _generator(
                 preview_steps=options.steps,  # as its cohort is sampled
             )
         except GeneratorError as exc:
-            from generation.ldm.budget import TimeBudgetError  # torch is loaded by now
-
             hint = (  # the cap the user sets, by either way of running the demo
                 " (make demo DEMO_MINUTES=..., or manage.py demo --train-minutes ...)"
-                if isinstance(exc.__cause__, TimeBudgetError)
+                if isinstance(exc, TrainingTimeError)
                 else ""
             )
             raise DemoError(f"{exc}{hint}") from exc

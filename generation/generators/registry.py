@@ -22,6 +22,10 @@ class GeneratorError(ValueError):
     """The command cannot run as asked; the message says what to change."""
 
 
+class TrainingTimeError(GeneratorError):
+    """The time budget is too short for the minimum steps: more minutes would train it."""
+
+
 def generators_root() -> Path:
     return Path(
         getattr(settings, "HISTOSTUDY_GENERATORS_DIR", Path(settings.MEDIA_ROOT) / "generators")

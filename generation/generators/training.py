@@ -22,7 +22,7 @@ from django.db import transaction
 
 from generation import presets
 from generation.annotation.prompts import SCHEMES
-from generation.generators.registry import GeneratorError, generators_root
+from generation.generators.registry import GeneratorError, TrainingTimeError, generators_root
 from generation.ldm import sd
 from generation.ldm.config import SAMPLING_STEPS, GeneratorConfig
 from generation.models import Dataset, Generator, Tile, TileAnnotation
@@ -131,7 +131,7 @@ def train_generator(
     """Train a preset on the accepted tiles of `dataset`'s split under `scheme`'s prompts and
     register it as `name`; previews=False skips the 16 sample tiles drawn for the admin, which
     are otherwise sampled in `preview_steps` steps."""
-    from generation.ldm.budget import BudgetError
+    from generation.ldm.budget import BudgetError, TimeBudgetError
     from generation.ldm.train import Trainer, TrainingData
 
     overrides = dict(overrides or {})
@@ -158,7 +158,8 @@ def train_generator(
     except BudgetError as exc:  # nothing made is kept: a larger budget starts clean
         if fresh and trainer.accelerator.is_main_process:
             shutil.rmtree(work, ignore_errors=True)
-        raise GeneratorError(f"generator {name!r} not trained: {exc}") from exc
+        kind = TrainingTimeError if isinstance(exc, TimeBudgetError) else GeneratorError
+        raise kind(f"generator {name!r} not trained: {exc}") from exc
     except ValueError as exc:  # a corrupt or mismatched checkpoint
         raise GeneratorError(str(exc)) from exc
     if trainer.accelerator.is_main_process:

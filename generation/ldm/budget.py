@@ -105,34 +105,41 @@ class TimeBudget:
         return self._out_of_time(latest)
 
     def check_minimums_fit(self, until: float) -> None:
-        """Refuse at once a time budget too short for both phases' minimum steps at the speeds
-        autoencoder_share probed. Without it a capped run learns so only when the denoiser's
-        forecast fails, after the autoencoder has spent its share: on a 2-core AMD EPYC
-        without AVX-512 (2026-12-07) `make demo` refused after 13 of its 20 minutes."""
-        vae_seconds, unet_seconds = self.probed
+        """Refuse at once a time budget too short for both phases' minimum steps and the
+        encoding between them at the speeds autoencoder_share probed. Without it a capped run
+        learns so only when the denoiser's forecast fails, after the autoencoder has spent its
+        share: on a 2-core AMD EPYC without AVX-512 (2026-12-07) `make demo` refused after 13
+        of its 20 minutes. A probe is a few steps, so a budget found short is probed once more
+        and judged on the faster of the two, not on a moment of load."""
         cfg = self.config
-        needed = (
-            max(0, cfg.min_vae_steps - self.vae_step) * vae_seconds
-            + self.encoding_seconds
-            + max(0, cfg.min_unet_steps - self.unet_step) * unet_seconds
+        vae_left = max(0, cfg.min_vae_steps - self.vae_step)
+        unet_left = max(0, cfg.min_unet_steps - self.unet_step)
+        if not vae_left + unet_left:  # no minimum to reach: whatever the time buys will do
+            return
+        for attempt in range(2):
+            vae_seconds, unet_seconds = self.probed
+            needed = vae_left * vae_seconds + self.encoding_seconds + unet_left * unet_seconds
+            left = until - time.monotonic()
+            short = left < PROJECTION_SLACK * needed
+            if self.accelerator.num_processes > 1:  # all agree, or some would wait for ever
+                flag = torch.tensor([float(short)], device=self.accelerator.device)
+                short = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+            if not short:
+                return
+            if attempt == 0:
+                again = self._probe_speeds()
+                self.probed = (min(vae_seconds, again[0]), min(unet_seconds, again[1]))
+                self.encoding_seconds = min(self.encoding_seconds, self._probe_encoding())
+        advice = math.ceil(DENOISER_RESERVE_MARGIN * needed / 60)
+        raise TimeBudgetError(
+            f"the minimum steps ({vae_left} autoencoder + {unet_left} denoiser to go, of the "
+            "preset's min_vae_steps and min_unet_steps) and the encoding of the training "
+            f"tiles between them take about {needed / 60:.1f} minutes at the speed measured "
+            f"here ({vae_seconds:.2f} s an autoencoder step, {self.encoding_seconds / 60:.1f} "
+            f"min encoding, {unet_seconds:.2f} s a denoiser step), more than the "
+            f"{max(left, 0) / 60:.1f} this time budget leaves; give it about {advice} minutes, "
+            "or more"
         )
-        left = until - time.monotonic()
-        short = needed > 0 and left < PROJECTION_SLACK * needed
-        if self.accelerator.num_processes > 1:  # all refuse, or the others would wait for ever
-            flag = torch.tensor([float(short)], device=self.accelerator.device)
-            short = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
-        if short:
-            advice = math.ceil(DENOISER_RESERVE_MARGIN * needed / 60)
-            raise TimeBudgetError(
-                f"the minimum steps ({cfg.min_vae_steps} autoencoder + {cfg.min_unet_steps} "
-                f"denoiser, the preset's min_vae_steps and min_unet_steps) and the encoding of "
-                f"the training tiles between them take about {needed / 60:.1f} minutes at the "
-                f"speed measured here ({vae_seconds:.2f} s an autoencoder step, "
-                f"{self.encoding_seconds / 60:.1f} min encoding, {unet_seconds:.2f} s a "
-                "denoiser step), more than the "
-                f"{max(left, 0) / 60:.1f} this time budget leaves; give it about {advice} "
-                "minutes, or more"
-            )
 
     def denoiser_reserve(self) -> float:
         """Seconds the denoiser's minimum steps take at the probed speed (autoencoder_share

@@ -345,6 +345,7 @@ def test_a_budget_too_short_for_the_minimum_steps_fails_and_keeps_nothing(annota
         train_generator(dataset=annotated, scheme="label", preset="tiny", name="short",
                         overrides={"min_unet_steps": "50"}, progress=False)  # fmt: skip
     message = str(caught.value)  # refused before any training
+    assert not isinstance(caught.value, generators.TrainingTimeError)  # steps, not time
     assert "the denoiser is set to 10 steps, fewer than the 50 it needs" in message
     assert "min_unet_steps" in message and "ask for at least 50" in message
     assert not Generator.objects.filter(name="short").exists()
@@ -355,6 +356,7 @@ def test_a_budget_too_short_for_the_minimum_steps_fails_and_keeps_nothing(annota
                         overrides={"unet_steps": "100000", "min_unet_steps": "50000"},
                         max_minutes=0.05, progress=False)  # fmt: skip
     message = str(caught.value)  # refused at the speed probe, before the first step
+    assert isinstance(caught.value, generators.TrainingTimeError)  # more minutes would do
     assert "minimum steps (0 autoencoder + 50000 denoiser" in message
     assert "this time budget leaves" in message and "give it about" in message
     assert not Generator.objects.filter(name="short").exists()

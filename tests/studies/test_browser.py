@@ -207,8 +207,11 @@ def test_time_on_screen_survives_a_reload_and_a_closed_tab(
     page.wait_for_timeout(600)
     for key in ("r", "3", "Enter"):
         page.keyboard.press(key)
-    reload_truth = time.monotonic() - began  # the reload's own gap is under a few 100 ms
+    # the truth lies between the keys sent and the next tile seen: on a loaded machine the
+    # page may take a while to act on the keys (the reload's own gap is under a few 100 ms)
+    reload_truth = (time.monotonic() - began,)
     expect(page.locator(".trial-progress span")).to_have_text("Tile 2 of 10")
+    reload_truth += (time.monotonic() - began,)
 
     trial_url = page.url
     began = shown(page)
@@ -222,17 +225,19 @@ def test_time_on_screen_survives_a_reload_and_a_closed_tab(
     page.wait_for_timeout(600)
     for key in ("s", "4", "Enter"):
         page.keyboard.press(key)
-    closed_truth = (closed - began) + (time.monotonic() - reopened)
+    closed_truth = ((closed - began) + (time.monotonic() - reopened),)
     expect(page.locator(".trial-progress span")).to_have_text("Tile 3 of 10")
+    closed_truth += ((closed - began) + (time.monotonic() - reopened),)
     context.close()
     server_activity.settle(since=time.monotonic())
 
     first, second = Response.objects.filter(reader=reader).order_by("trial__position")
     assert first.trial.serve_count == 2 and second.trial.serve_count == 2
-    for stored, truth in ((first, reload_truth), (second, closed_truth)):
-        assert abs(stored.on_screen_seconds - truth) < 0.5, (stored.on_screen_seconds, truth)
+    for stored, (sent, seen) in ((first, reload_truth), (second, closed_truth)):
+        on_screen = stored.on_screen_seconds
+        assert sent - 0.5 < on_screen < seen + 0.5, (on_screen, sent, seen)
     since_first = (second.answered_at - second.trial.first_served_at).total_seconds()
-    assert since_first > closed_truth + 1.5  # what the clock alone would have said
+    assert since_first > closed_truth[0] + 1.5  # what the clock alone would have said
 
 
 @pytest.mark.console_errors("Failed to load resource")
