@@ -347,9 +347,11 @@ class Trainer(TimeBudget, Checkpoints):
             if max_minutes:
                 share = self.autoencoder_share()  # probes the speeds and the encoding
                 self.check_minimums_fit(until)  # before any step
-                # the share is of the time the encoding between the phases leaves
-                vae_until = started + max(0.0, until - started - self.encoding_seconds) * share
-                latest = max(vae_until, until - self.denoiser_reserve())
+                # a share of the time the encoding leaves, ending where the denoiser's reserve
+                # begins if sooner; short of its minimum, the autoencoder runs on to `latest`
+                share_end = started + max(0.0, until - started - self.encoding_seconds) * share
+                reserve_start = until - self.denoiser_reserve()
+                vae_until, latest = min(share_end, reserve_start), max(share_end, reserve_start)
             self.train_autoencoder(vae_until, latest)
             self._check_budget("autoencoder", self.vae_step, "reached")
             # the denoiser learns this autoencoder's latents, so it is final from here on
