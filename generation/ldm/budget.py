@@ -185,12 +185,10 @@ class TimeBudget:
         x = (torch.rand(n, 3, cfg.image_size, cfg.image_size, generator=rng) * 2 - 1).to(device)
         with torch.no_grad(), self.accelerator.autocast():
             self.codec.moments(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            _synchronize(device)
             began = time.monotonic()
             self.codec.moments(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            _synchronize(device)
         return (time.monotonic() - began) / n * len(self.data.tiles)
 
     def _probe_speeds(self, steps: int = 4) -> tuple[float, float]:
@@ -223,20 +221,22 @@ class TimeBudget:
                        class_labels=pooled_text).sample  # fmt: skip
             F.mse_loss(out.float(), z.to(device)).backward()
 
-        def sync() -> None:  # a GPU runs queued work later: time it done, not queued
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-
         timings = []
         for module, step in ((self.vae, vae_step), (unet, unet_step)):
             times = []
             for _ in range(steps):
-                sync()
+                _synchronize(device)
                 began = time.monotonic()
                 with self.accelerator.autocast():
                     step()
-                sync()
+                _synchronize(device)
                 times.append(time.monotonic() - began)
             module.zero_grad(set_to_none=True)
             timings.append(sum(times[steps // 2 :]) / len(times[steps // 2 :]))
         return timings[0], timings[1]
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for a GPU's queued work, so a probe times it done, not queued; a no-op on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
