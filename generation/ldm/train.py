@@ -304,21 +304,21 @@ class Trainer(TimeBudget, Checkpoints):
     def _latents(
         self, idx: torch.Tensor, precomputed: tuple[torch.Tensor, torch.Tensor | None] | None
     ) -> torch.Tensor:
-        """Normalised latents of the tiles `idx`, randomly rotated or flipped, on the device:
-        the precomputed codes (a KL autoencoder's drawn from its posterior), or encoded now at
-        the base model's resolution by its frozen VAE (sd-finetune; too large to keep for
-        every tile)."""
+        """Normalised latents of the tiles `idx`, on the device: the precomputed codes (a KL
+        autoencoder's drawn from its posterior), or encoded now at the base model's resolution
+        by its frozen VAE from tiles randomly rotated or flipped (sd-finetune; too large to keep
+        for every tile). Codes are never rotated themselves: no encoder is equivariant, and the
+        rotated code of a tile decodes to grain, not to the rotated tile (docs/BENCHMARKS.md)."""
         if precomputed is None:
-            x = to_unit(self.data.tiles[idx.numpy()])
+            x = dihedral(to_unit(self.data.tiles[idx.numpy()]), self.generator)
             x = sd.upsample(x, self.config.sd_resolution).to(self.accelerator.device)
             with torch.no_grad():
-                z = self.vae.encode(x).latent_dist.sample()
-            return dihedral(self.codec.normalise(z), self.generator)
+                return self.codec.normalise(self.vae.encode(x).latent_dist.sample())
         mean, std = precomputed
         z = mean[idx]
         if std is not None:
             z = z + std[idx] * torch.randn(z.shape, generator=self.generator)
-        return dihedral(self.codec.normalise(z), self.generator).to(self.accelerator.device)
+        return self.codec.normalise(z).to(self.accelerator.device)
 
     def _record(self, phase: str, step: int, loss: torch.Tensor, bar: tqdm) -> None:
         value = float(self.accelerator.gather(loss.detach().reshape(1)).mean())

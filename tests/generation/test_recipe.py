@@ -242,3 +242,23 @@ def test_scale_equivariance_holds_the_halved_code_to_the_halved_tile():
     # (a residual block's first convolution gets none at the start: its second starts at zero)
     assert vae.encoder[0].conv.weight.grad.abs().sum() > 0
     assert vae.encoder[-1].weight.grad.abs().sum() > 0
+
+
+def test_the_denoiser_learns_the_codes_of_tiles_never_rotated_codes(tmp_path):
+    # no encoder is equivariant: the rotated code of a tile is not the code of the rotated
+    # tile (a trained cpu autoencoder: rms difference about the codes' own std), so a denoiser
+    # taught rotated codes learns codes no tile has, which decode to grain
+    from generation.ldm.codec import to_unit
+
+    trainer = tiny_trainer(tmp_path)
+    tile = to_unit(trainer.data.tiles[:1])
+    with torch.no_grad():
+        code = trainer.vae.encode(tile)
+        rotated = trainer.vae.encode(torch.rot90(tile, 1, dims=(2, 3)))
+    assert not torch.allclose(torch.rot90(code, 1, dims=(2, 3)), rotated, atol=1e-3)
+    latents = trainer.encode_latents()
+    idx = torch.arange(4)
+    for _ in range(8):  # a random rotation would show in one of 8 draws but for 8^-8
+        torch.testing.assert_close(
+            trainer._latents(idx, latents), trainer.codec.normalise(latents[0][idx])
+        )
