@@ -10,6 +10,8 @@ PCAM ?= $(firstword $(wildcard data/pcam ../shared/pcam) data/pcam)
 # about 14 minutes for the preset's minimum of 300,600 steps).
 DEMO_STEPS ?= 700,1300
 DEMO_MINUTES ?= 20
+# the generator's preset: cpu, or tiny (seconds of training, tiles not worth reading: checks only)
+DEMO_PRESET ?= cpu
 HOST ?= 127.0.0.1:8000
 # CPU-only machines take the local CPU torch wheel; a GPU node sets CONSTRAINTS= to keep its CUDA build.
 CONSTRAINTS ?= constraints/cpu.txt
@@ -37,5 +39,5 @@ lint: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput -v0
-	$(PY) manage.py demo --pcam "$(PCAM)" --train-steps $(DEMO_STEPS) --train-minutes $(DEMO_MINUTES) --host $(HOST)
+	$(PY) manage.py demo --pcam "$(PCAM)" --preset $(DEMO_PRESET) --train-steps $(DEMO_STEPS) --train-minutes $(DEMO_MINUTES) --host $(HOST)
 	$(PY) manage.py runserver --noreload $(HOST)
