@@ -6,11 +6,13 @@ PY := $(VENV)/bin/python
 # the demo tries the official download and otherwise says how to get PCam.
 PCAM ?= $(firstword $(wildcard data/pcam ../shared/pcam) data/pcam)
 # The demo trains its generator for DEMO_STEPS (autoencoder,denoiser; about 10 minutes on a
-# 2-core VM with AMX), stopping at DEMO_MINUTES at the latest (a 2-core VM without AMX needs
-# about 14 minutes for the preset's minimum of 300,600 steps).
+# 2-core VM with AMX), stopping at DEMO_MINUTES at the latest (an Intel 2-core VM without AMX
+# needs about 14 minutes for the preset's minimum of 300,600 steps, an AMD EPYC without AVX-512
+# 23-29, and is refused at once: README.md).
 DEMO_STEPS ?= 700,1300
 DEMO_MINUTES ?= 20
-# the generator's preset: cpu, or tiny (seconds of training, tiles not worth reading: checks only)
+# the generator's preset: cpu, or tiny (seconds of training, tiles not worth reading: checks
+# only; the demo's cohort and study belong to the preset that made them, so use a new database)
 DEMO_PRESET ?= cpu
 HOST ?= 127.0.0.1:8000
 # CPU-only machines take the local CPU torch wheel; a GPU node sets CONSTRAINTS= to keep its CUDA build.

@@ -310,13 +310,20 @@ def _cohort(
 ) -> tuple[str, bool]:
 
     cohort = Cohort.objects.filter(name=COHORT).first()
+    name = GENERATOR.format(preset=options.preset)
+    if cohort is not None and cohort.generator.name != name:  # the study would show its tiles
+        raise DemoError(
+            f"the demo's cohort {COHORT!r} was made by generator {cohort.generator.name!r}, not "
+            f"{name!r}: run make demo with the preset that made it (DEMO_PRESET=...), or "
+            "start from a new database (DATABASE_URL)"
+        )
     made = cohort is None or cohort.completed_at is None
     if made:
         _, split, _ = _splits(options)
         try:
             generate_cohort(
                 CohortRequest(
-                    generator=GENERATOR.format(preset=options.preset),
+                    generator=name,
                     real_dataset=options.dataset,
                     split=split,
                     size=options.cohort_size,

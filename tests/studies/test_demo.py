@@ -143,6 +143,17 @@ def test_later_runs_reuse_everything_renew_a_changed_password_and_check_the_gene
     reader.refresh_from_db()
     assert reader.check_password(new)
 
+    # a cohort another preset's generator made (make demo DEMO_PRESET=... before): the study
+    # would show that generator's tiles, so the demo stops and says so
+    other = Generator.objects.get(name="demo-tiny")
+    other.pk, other.name = None, "demo-cpu"
+    other.save()
+    Cohort.objects.filter(name="demo-cohort").update(generator=other)
+    with pytest.raises(CommandError, match="made by generator 'demo-cpu', not 'demo-tiny'"):
+        run_demo(tmp_path, demo_tiles)
+    mine = Generator.objects.get(name="demo-tiny")
+    Cohort.objects.filter(name="demo-cohort").update(generator=mine)
+
     Study.objects.all().delete()
     cohorts = Cohort.objects.count()
     tiny = presets.PRESETS["tiny"]
@@ -167,6 +178,7 @@ def test_a_cap_too_short_for_the_minimum_steps_is_refused_at_once_saying_how_to_
         run_demo(tmp_path, demo_tiles, train_steps="10,60000", train_minutes=0.05)
     message = str(caught.value)
     assert "0 autoencoder + 50000 denoiser" in message and "this time budget leaves" in message
+    assert "not trained: the minimum steps" in message  # what .ci/demo looks for
     assert "make demo DEMO_MINUTES=" in message and "--train-minutes" in message
     assert not Generator.objects.exists() and not Study.objects.exists()
 
