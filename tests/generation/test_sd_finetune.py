@@ -174,3 +174,32 @@ def test_bad_or_changed_base_folders_are_clear_errors(annotated, tiny_sd, tmp_pa
             load_pipeline(sd_generator, "cpu")
     finally:
         config.write_text(original)
+
+
+def test_fine_tuning_rotates_the_tiles_before_encoding_them_not_their_codes(tiny_sd, tmp_path):
+    # the codes the UNet learns are the frozen VAE's codes of rotated or flipped tiles; a
+    # rotated code is not the code of any tile (no encoder is equivariant)
+    from generation.ldm import sd
+    from generation.ldm.codec import to_unit
+    from generation.ldm.train import Trainer, TrainingData
+    from generation.presets import PRESETS
+
+    tiles = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
+    config = PRESETS["tiny"].generator.replace(
+        backbone="sd-finetune", base_model=str(tiny_sd), sd_resolution=32
+    )
+    data = TrainingData(tiles, ["healthy tissue", "tumour tissue"])
+    trainer = Trainer(config, data, tmp_path, log=lambda _: None, progress=False)
+    encoded, encode = [], trainer.vae.encode
+    trainer.vae.encode = lambda x: encoded.append(x) or encode(x)
+    unit = to_unit(trainer.data.tiles[:2])
+    views = [torch.rot90(unit, k, dims=(2, 3)) for k in range(4)]
+    views = [sd.upsample(v, 32) for v in views + [v.flip(3) for v in views]]
+    drawn = set()
+    for _ in range(16):
+        latents = trainer._latents(torch.arange(2), None)
+        assert latents.shape == (2, 4, 16, 16)
+        matches = [i for i, view in enumerate(views) if torch.equal(encoded[-1], view)]
+        assert len(matches) == 1  # the VAE saw one of the 8 views of the tiles at 32 px
+        drawn.add(matches[0])
+    assert len(drawn) > 1  # and not always the same one (all 16 alike: 8^-15)
