@@ -196,10 +196,15 @@ def test_fine_tuning_rotates_the_tiles_before_encoding_them_not_their_codes(tiny
     views = [torch.rot90(unit, k, dims=(2, 3)) for k in range(4)]
     views = [sd.upsample(v, 32) for v in views + [v.flip(3) for v in views]]
     drawn = set()
-    for _ in range(16):
+    for draw in range(16):
+        torch.manual_seed(draw)  # the posterior's sample: the same noise for the check below
         latents = trainer._latents(torch.arange(2), None)
-        assert latents.shape == (2, 4, 16, 16)
+        assert len(encoded) == draw + 1  # one encoding a batch
         matches = [i for i, view in enumerate(views) if torch.equal(encoded[-1], view)]
         assert len(matches) == 1  # the VAE saw one of the 8 views of the tiles at 32 px
         drawn.add(matches[0])
+        torch.manual_seed(draw)  # and its code is learned as encoded, not rotated again
+        with torch.no_grad():
+            code = trainer.codec.normalise(encode(encoded[-1]).latent_dist.sample())
+        assert latents.shape == (2, 4, 16, 16) and torch.equal(latents, code)
     assert len(drawn) > 1  # and not always the same one (all 16 alike: 8^-15)
