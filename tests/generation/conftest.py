@@ -224,3 +224,15 @@ def fixture_cohort(
         sampling=SamplingConfig(steps=2),
     )
     return generate_cohort(request, runtime or Runtime(), progress=False)
+
+
+def tiny_trainer(tmp_path: Path, **overrides: object):
+    """A Trainer of the tiny preset (with `overrides`) on 4 random tiles, quiet: for tests of
+    what one training step or one batch does."""
+    from generation.ldm.train import Trainer, TrainingData
+    from generation.presets import PRESETS
+
+    tiles = np.random.default_rng(0).integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    data = TrainingData(tiles, ["healthy tissue", "tumour tissue"] * 2)
+    config = PRESETS["tiny"].generator.replace(**overrides)
+    return Trainer(config, data, tmp_path, log=lambda _: None, progress=False)

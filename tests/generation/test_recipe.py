@@ -17,6 +17,7 @@ from generation.ldm.objectives import learning_rate
 from generation.ldm.precision import resolve_precision
 from generation.ldm.text import pooled
 from generation.presets import CPU_V1, PRESETS
+from tests.generation.conftest import tiny_trainer
 
 
 def test_residual_autoencoder_maps_tiles_to_a_quarter_side_and_back():
@@ -144,18 +145,6 @@ def test_the_bf16_probe_leaves_the_random_state_alone():
     speedup = precision.measure_bf16_speedup()  # the real probe, not the suite's stand-in
     torch.testing.assert_close(torch.rand(3), expected)
     assert speedup == 0.0 or speedup > 0.1  # 0.0: no bf16 support; else a measured ratio
-
-
-def tiny_trainer(tmp_path, **overrides):
-    import numpy as np
-
-    from generation.ldm.train import Trainer, TrainingData
-
-    rng = np.random.default_rng(0)
-    tiles = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
-    data = TrainingData(tiles, ["healthy tissue", "tumour tissue"] * 2)
-    config = PRESETS["tiny"].generator.replace(**overrides)
-    return Trainer(config, data, tmp_path, log=lambda _: None, progress=False)
 
 
 def test_a_capped_step_budget_splits_the_time_by_what_each_phase_needs(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ from generation.cohorts import Runtime
 from generation.generators import GeneratorError, load_pipeline, train_generator
 from generation.ldm.sd import ClipPromptEncoder, base_checksum
 from generation.models import Cohort, Generator
-from tests.generation.conftest import fixture_cohort
+from tests.generation.conftest import fixture_cohort, tiny_trainer
 
 pytestmark = pytest.mark.django_db
 SD_SET = {"sd_resolution": "32", "batch_size": "4", "checkpoint_every": "2"}
@@ -181,15 +181,10 @@ def test_fine_tuning_rotates_the_tiles_before_encoding_them_not_their_codes(tiny
     # rotated code is not the code of any tile (no encoder is equivariant)
     from generation.ldm import sd
     from generation.ldm.codec import to_unit
-    from generation.ldm.train import Trainer, TrainingData
-    from generation.presets import PRESETS
 
-    tiles = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
-    config = PRESETS["tiny"].generator.replace(
-        backbone="sd-finetune", base_model=str(tiny_sd), sd_resolution=32
+    trainer = tiny_trainer(
+        tmp_path, backbone="sd-finetune", base_model=str(tiny_sd), sd_resolution=32
     )
-    data = TrainingData(tiles, ["healthy tissue", "tumour tissue"])
-    trainer = Trainer(config, data, tmp_path, log=lambda _: None, progress=False)
     encoded, encode = [], trainer.vae.encode
     trainer.vae.encode = lambda x: encoded.append(x) or encode(x)
     unit = to_unit(trainer.data.tiles[:2])

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from sklearn.metrics import roc_auc_score
 
 from histostudy import statistics as st
 from studies.models import Response, Trial
@@ -160,11 +161,11 @@ def test_the_study_level_answer_carries_readers_and_cases(answered_study, admin_
     assert inference.auc.estimate == pytest.approx(sum(own) / len(own))
     # alice perfect; bob calls every tile real, so his AUC ranks the tiles by his confidence
     # alone (1 + position % 5 in a shuffled order: anywhere from about 0.3 to 0.7)
-    from sklearn.metrics import roc_auc_score
-
     bob = [r for r in results.rows if r.reader == "bob"]
-    chance = roc_auc_score([r.truth == st.POSITIVE for r in bob], [-r.confidence for r in bob])
-    assert own[0] == 1.0 and own[1] == pytest.approx(chance)
+    by_confidence = roc_auc_score(
+        [r.truth == st.POSITIVE for r in bob], [-r.confidence for r in bob]
+    )
+    assert own[0] == 1.0 and own[1] == pytest.approx(by_confidence)
     assert (inference.readers, inference.cases) == (2, 12)
     assert inference.sensitivity.estimate == pytest.approx(0.5)  # alice 1, bob 0
     assert inference.specificity.estimate == pytest.approx(1.0)
