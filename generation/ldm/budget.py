@@ -17,6 +17,8 @@ PROJECTION_SLACK = 0.9
 # the denoiser's minimum steps, timed by the probe, times this: what an autoencoder short of its
 # own minimum leaves the denoiser when it trains past its share of the time
 DENOISER_RESERVE_MARGIN = 1.3
+# the plan is fixed again at the end of the warm-up only from at least this many timed steps
+REPLAN_MIN_STEPS = 23
 
 
 class BudgetError(ValueError):
@@ -37,28 +39,54 @@ class TimeBudget:
         """With a deadline, fix the phase's step count from the speed of this session's steps
         3 to 13 (the first steps warm caches up) and refuse a budget clearly below the minimum.
         `latest`: how long the phase may run on past `until` to reach its minimum (the
-        autoencoder's, see autoencoder_out_of_time); the refusal looks that far ahead."""
-        if self.planned[phase] or not math.isfinite(until) or len(session) < 13:
+        autoencoder's, see autoencoder_out_of_time); the refusal looks that far ahead.
+
+        At the end of the learning-rate warm-up the plan is fixed once more, from the speed of
+        every step since the third: ten steps are a short sample (kernels for prompt lengths not
+        seen yet are still being made), and the 60-minute run of 2026-12-07 left 6 minutes of
+        its budget unused on that first forecast. No step before then had a learning rate that
+        depended on the plan (the cosine decay starts after the warm-up), so the schedule the
+        run follows is the one it would have had with the second forecast from the start."""
+        if not math.isfinite(until):
             return
-        rate = 10 / max(session[12] - session[2], 1e-9)  # steps per second
-
-        def reach(deadline: float) -> int:
-            return min(self.plan[phase], step + int(rate * max(0.0, deadline - time.monotonic())))
-
-        plan = reach(until)
-        stretched = plan if latest is None else max(plan, reach(latest))
-        if self.accelerator.num_processes > 1:  # one plan for all, or some would wait for ever
-            both = torch.tensor([plan, stretched], device=self.accelerator.device)
-            lowest = self.accelerator.gather(both).reshape(-1, 2).min(dim=0).values
-            plan, stretched = int(lowest[0]), int(lowest[1])
+        if self.planned[phase]:
+            if step == self.config.lr_warmup_steps and len(session) >= REPLAN_MIN_STEPS:
+                self.plan[phase] = self._forecast(phase, step, session, until)[0]
+            return
+        if len(session) < 13:
+            return
+        plan, stretched = self._forecast(phase, step, session[:13], until, latest)
         self.planned[phase] = True
         needed = self.config.min_vae_steps if phase == "autoencoder" else self.config.min_unet_steps
         if stretched < PROJECTION_SLACK * needed:
             self.plan[phase] = stretched
             self._check_budget(phase, stretched, "would reach")
-        # ten steps are a noisy forecast (another job on the machine for a moment): a near miss
-        # trains on towards the minimum, and the end of training checks the steps reached
-        self.plan[phase] = max(plan, min(needed, self.plan[phase]))
+        self.plan[phase] = plan
+
+    def _forecast(
+        self, phase: str, step: int, timed: list[float], until: float, latest: float | None = None
+    ) -> tuple[int, int]:
+        """The steps the phase will have made by `until` (and by `latest`) at the speed of the
+        `timed` steps from the third on, at most the config's steps; a forecast short of the
+        minimum steps is raised to them, as far as the config's steps allow (ten steps are a
+        noisy forecast: a near miss trains on towards the minimum, and the end of training
+        checks the steps reached). Every process gets the lowest forecast of them all, or some
+        would wait for ever."""
+        cfg = self.config
+        ceiling = cfg.vae_steps if phase == "autoencoder" else cfg.unet_steps
+        needed = cfg.min_vae_steps if phase == "autoencoder" else cfg.min_unet_steps
+        rate = (len(timed) - 3) / max(timed[-1] - timed[2], 1e-9)  # steps per second
+
+        def reach(deadline: float) -> int:
+            return min(ceiling, step + int(rate * max(0.0, deadline - time.monotonic())))
+
+        plan = reach(until)
+        stretched = plan if latest is None else max(plan, reach(latest))
+        if self.accelerator.num_processes > 1:
+            both = torch.tensor([plan, stretched], device=self.accelerator.device)
+            lowest = self.accelerator.gather(both).reshape(-1, 2).min(dim=0).values
+            plan, stretched = int(lowest[0]), int(lowest[1])
+        return max(plan, min(needed, ceiling)), stretched
 
     def _check_budget(
         self, phase: str, steps: int, verb: str, where: str = " in this time budget"

@@ -43,6 +43,36 @@ def test_the_autoencoder_forecast_looks_as_far_as_it_may_run_past_its_share():
         phase._plan_phase("denoiser", 13, phase.session, phase.until, time.monotonic() + 301)
 
 
+def test_the_plan_is_fixed_again_at_the_end_of_the_warm_up_from_every_step_since_the_third():
+    # the 60-minute run of 2026-12-07: steps 3 to 13 were slower than the rest and the first
+    # forecast left 6 minutes unused. Here steps 13 to 100 run twice as fast as the first ones
+    phase = Phase(1.0, 1000, 600)
+    first = phase.forecast()
+    assert 1000 <= first <= 1013
+    phase.session += [12 + (i + 1) / 2 for i in range(87)]  # 100 steps timed, the last at 55.5 s
+    phase._plan_phase("denoiser", 99, phase.session, phase.until)
+    assert phase.plan["denoiser"] == first  # not the end of the warm-up (100 steps): no change
+    phase._plan_phase("denoiser", 100, phase.session, phase.until)
+    # 97 steps in 53.5 s: 1.81 a second for the 1,000 s left, after the 100 made
+    assert 1900 <= phase.plan["denoiser"] <= 1915
+    slower = Phase(1.0, 1000, 600)
+    slower.forecast()
+    slower.session += [12 + 2 * (i + 1) for i in range(87)]  # a machine that got busier
+    slower._plan_phase("denoiser", 100, slower.session, slower.until)
+    assert 100 + 520 <= slower.plan["denoiser"] <= 100 + 540  # 0.53 a second; over the minimum
+    # a run resumed past its warm-up, or with no warm-up, keeps the plan its schedule follows
+    resumed = Phase(1.0, 1000, 600)
+    resumed.planned["denoiser"] = True
+    resumed.plan["denoiser"] = 5000
+    resumed.session = [i / 2 for i in range(200)]
+    resumed._plan_phase("denoiser", 300, resumed.session, resumed.until)
+    assert resumed.plan["denoiser"] == 5000
+    # a run resumed just before the end of its warm-up has too few steps timed to replan on
+    resumed.session = resumed.session[:20]
+    resumed._plan_phase("denoiser", 100, resumed.session, resumed.until)
+    assert resumed.plan["denoiser"] == 5000
+
+
 class Autoencoder(TimeBudget):
     def __init__(self, step: int, minimum: int = 300) -> None:
         self.config = GeneratorConfig(min_vae_steps=minimum, vae_steps=1000)
