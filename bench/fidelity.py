@@ -231,48 +231,90 @@ def cpu_kind(record: dict) -> str:
     return "bf16" if record.get("trained_in") == "bf16" else "fp32"
 
 
+# the commit from which the cpu preset is the one trained today (4 latent channels, the codes
+# of the tiles not rotated); runs of the preset before it trained an earlier recipe and get their
+# own curve
+CURRENT_CPU_SINCE = "add0171"
+
+
+def current_cpu(record: dict) -> bool:
+    """Whether a run of the cpu preset trained the preset as it is today: its commit (a
+    "+changes" suffix dropped) descends from CURRENT_CPU_SINCE. A commit this clone does not
+    know counts as earlier."""
+    commit = str(record.get("commit", "")).split("+")[0]
+    found = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", CURRENT_CPU_SINCE, commit],
+        cwd=ROOT, capture_output=True, check=False,
+    )  # fmt: skip
+    return found.returncode == 0
+
+
 def plot(records: list[dict], out: Path) -> None:
+    from matplotlib.lines import Line2D
+
     from generation.plots import pyplot, save
 
     plt = pyplot()
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
-    series = (  # a CPU's speed class buys its own steps per minute: its own curve
-        ("cpu", "amx", "#4b2a7a", "new recipe (cpu), AMX, bf16"),
-        ("cpu", "bf16", "#2a7a6b", "new recipe (cpu), no AMX, bf16"),
-        ("cpu", "fp32", "#9a8cc0", "new recipe (cpu), no AMX, fp32"),
-        ("cpu-v1", "amx", "#c97fb5", "old recipe (cpu-v1), AMX"),
-    )
-    for preset, kind, colour, label in series:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), dpi=110)
+    # (preset, today's cpu preset?, CPU kind, colour, line style, label): a CPU's speed class
+    # buys its own steps per minute, and each version of the preset has its own curve
+    series = (
+        ("cpu", True, "amx", "#4b2a7a", "-", f"cpu preset since {CURRENT_CPU_SINCE}, AMX, bf16"),
+        ("cpu", True, "bf16", "#2a7a6b", "-",
+         f"cpu preset since {CURRENT_CPU_SINCE}, no AMX, bf16"),
+        ("cpu", False, "amx", "#9a8cc0", "--", "earlier cpu preset (8 latent ch), AMX, bf16"),
+        ("cpu", False, "bf16", "#8cc0b4", "--", "earlier cpu preset (8 latent ch), no AMX, bf16"),
+        ("cpu", False, "fp32", "#b0b0b0", "--", "earlier cpu preset (8 latent ch), no AMX, fp32"),
+        ("cpu-v1", False, "amx", "#c97fb5", "-", "old recipe (cpu-v1), AMX"),
+    )  # fmt: skip
+    handles = []
+    for preset, current, kind, colour, style, label in series:
         # the budget curve: the preset as it is, not the ablations run with --set
         rows = [
-            r for r in records if r["preset"] == preset and not r.get("set") and cpu_kind(r) == kind
+            r
+            for r in records
+            if r["preset"] == preset
+            and not r.get("set")
+            and cpu_kind(r) == kind
+            and (preset != "cpu" or current_cpu(r) == current)
         ]
         rows.sort(key=lambda r: r["minutes"])
         if not rows:
             continue
         minutes = [r["minutes"] for r in rows]
         # FID300 (300 synthetic vs 1,000 real) is measured the same way in every run
-        fid = [_value(r, "fid300_vs_1000") for r in rows]
-        left.plot(minutes, fid, "o-", color=colour, label=f"{label}: FID")
-        right.plot(minutes, [_value(r, "label_auc") for r in rows], "o-", color=colour,
-                   label=f"{label}: label fidelity")  # fmt: skip
-        right.plot(minutes, [_value(r, "utility_auc") for r in rows], "^:", color=colour,
-                   label=f"{label}: trained on synthetic")  # fmt: skip
-        right.plot(minutes, [_value(r, "reader_auc") for r in rows], "x--", color=colour,
-                   label=f"{label}: machine reader")  # fmt: skip
+        left.plot(minutes, [_value(r, "fid300_vs_1000") for r in rows], "o", ls=style,
+                  color=colour)  # fmt: skip
+        for key, marker in (("label_auc", "o"), ("utility_auc", "^"), ("reader_auc", "x")):
+            right.plot(minutes, [_value(r, key) for r in rows], marker, ls=style, color=colour)
+        handles.append(Line2D([], [], color=colour, ls=style, marker="o", label=label))
     floors = [r["floor300_vs_1000"] for r in records]
     if floors:
-        left.axhline(min(floors), color="#999", ls=":", label="real-vs-real floor")
-    left.axhline(120, color="#333", ls="-.", lw=0.8, label="target at 10 min (FID300 < 120)")
+        left.axhline(min(floors), color="#999", ls=":")
+        handles.append(Line2D([], [], color="#999", ls=":", label="real-vs-real floor (FID)"))
+    left.axhline(120, color="#333", ls="-.", lw=0.8)
+    handles.append(
+        Line2D([], [], color="#333", ls="-.", lw=0.8, label="target at 10 min (FID300 < 120)")
+    )
     left.set_xlabel("training minutes on the 2-core VM")
     left.set_ylabel("FID, 300 synthetic vs 1,000 real")
-    left.legend(fontsize=7)
+    left.set_ylim(bottom=0)
     right.axhline(0.5, color="#999", ls=":")
     right.set_xlabel("training minutes on the 2-core VM")
     right.set_ylabel("ROC AUC")
-    right.set_ylim(0.3, 1.0)
-    right.legend(fontsize=7)
+    right.set_ylim(0.3, 1.05)
+    measures = [
+        Line2D([], [], color="#333", ls="", marker=m, label=text)
+        for m, text in (
+            ("o", "label fidelity"),
+            ("^", "classifier trained on synthetic"),
+            ("x", "machine reader (0.5: cannot tell)"),
+        )
+    ]
+    right.legend(handles=measures, fontsize=7, loc="lower right")
+    # below the curves and above the floor: the FIDs of every run so far lie over 120
+    left.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 0.15))
     fig.suptitle("Generator fidelity against training budget (bench/fidelity.py)")
     save(fig, out)
 

@@ -25,3 +25,15 @@ def test_figures_join_the_record_without_their_details():
 def test_a_figure_named_like_an_own_field_is_an_error():
     with pytest.raises(ValueError, match="precision"):
         bench_fidelity.merge_figures({"precision": "bf16"}, {"precision": 0.3, "fid": 80.0})
+
+
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[1] / ".git").exists(), reason="needs the git history"
+)
+def test_the_budget_plot_gives_each_version_of_the_cpu_preset_its_own_curve():
+    current = bench_fidelity.current_cpu
+    assert current({"commit": bench_fidelity.CURRENT_CPU_SINCE})
+    assert current({"commit": "1e1b878"})  # bench-cpu-60m-lat4
+    assert not current({"commit": "3b6cb79"})  # bench-cpu-30m: 8 latent channels
+    assert not current({"commit": "2894dd6+changes"})  # an ablation on an earlier preset
+    assert not current({"commit": "0000000"})  # a commit this clone does not know
