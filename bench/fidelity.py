@@ -313,8 +313,9 @@ def plot(records: list[dict], out: Path) -> None:
         )
     ]
     right.legend(handles=measures, fontsize=7, loc="lower right")
-    # below the curves and above the floor: the FIDs of every run so far lie over 120
-    left.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 0.15))
+    # under the panel, where no point can hide behind it
+    left.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14),
+                ncol=2, frameon=False)  # fmt: skip
     fig.suptitle("Generator fidelity against training budget (bench/fidelity.py)")
     save(fig, out)
 
