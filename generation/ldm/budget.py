@@ -57,7 +57,7 @@ class TimeBudget:
             return
         plan, stretched = self._forecast(phase, step, session[:13], until, latest)
         self.planned[phase] = True
-        needed = self.config.min_vae_steps if phase == "autoencoder" else self.config.min_unet_steps
+        needed = self._steps(phase)[1]
         if stretched < PROJECTION_SLACK * needed:
             self.plan[phase] = stretched
             self._check_budget(phase, stretched, "would reach")
@@ -72,9 +72,7 @@ class TimeBudget:
         noisy forecast: a near miss trains on towards the minimum, and the end of training
         checks the steps reached). Every process gets the lowest forecast of them all, or some
         would wait for ever."""
-        cfg = self.config
-        ceiling = cfg.vae_steps if phase == "autoencoder" else cfg.unet_steps
-        needed = cfg.min_vae_steps if phase == "autoencoder" else cfg.min_unet_steps
+        ceiling, needed = self._steps(phase)
         rate = (len(timed) - 3) / max(timed[-1] - timed[2], 1e-9)  # steps per second
 
         def reach(deadline: float) -> int:
@@ -88,10 +86,17 @@ class TimeBudget:
             plan, stretched = int(lowest[0]), int(lowest[1])
         return max(plan, min(needed, ceiling)), stretched
 
+    def _steps(self, phase: str) -> tuple[int, int]:
+        """The phase's steps as the config sets them, and its minimum."""
+        cfg = self.config
+        if phase == "autoencoder":
+            return cfg.vae_steps, cfg.min_vae_steps
+        return cfg.unet_steps, cfg.min_unet_steps
+
     def _check_budget(
         self, phase: str, steps: int, verb: str, where: str = " in this time budget"
     ) -> None:
-        needed = self.config.min_vae_steps if phase == "autoencoder" else self.config.min_unet_steps
+        needed = self._steps(phase)[1]
         field = "min_vae_steps" if phase == "autoencoder" else "min_unet_steps"
         if steps >= needed:
             return
