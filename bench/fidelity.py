@@ -19,6 +19,7 @@ every recorded run against the targets and draws the quality-versus-budget plot.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -241,7 +242,12 @@ def current_cpu(record: dict) -> bool:
     """Whether a run of the cpu preset trained the preset as it is today: its commit (a
     "+changes" suffix dropped) descends from CURRENT_CPU_SINCE. A commit this clone does not
     know counts as earlier."""
-    commit = str(record.get("commit", "")).split("+")[0]
+    return _descends_from_current(str(record.get("commit", "")).split("+")[0])
+
+
+@functools.cache
+def _descends_from_current(commit: str) -> bool:
+    """One git call a commit, however many curves ask (plot filters every record per curve)."""
     found = subprocess.run(
         ["git", "merge-base", "--is-ancestor", CURRENT_CPU_SINCE, commit],
         cwd=ROOT, capture_output=True, check=False,
