@@ -65,6 +65,7 @@ LEGACY = {
     "vae_latent_noise": 0.0,
     "vae_fft_weight": 0.0,
     "vae_scale_weight": 0.0,
+    "vae_amplitude_weight": 0.0,
     "lr_warmup_steps": 0,
     "lr_schedule": "constant",
     "ema_warmup": False,
@@ -99,6 +100,9 @@ class GeneratorConfig:
     # residual only: weight of the scale-equivariance term (objectives.scale_equivariance_l1):
     # codes averaged down 2x or 4x must decode to the tile averaged down alike
     vae_scale_weight: float = 0.0
+    # residual only: weight of an L1 loss on local amplitude spectra
+    # (objectives.local_amplitude_l1), which asks for detail without asking where it lies
+    vae_amplitude_weight: float = 0.0
     # denoiser; attention per level (the first, 24x24, level has none on CPU presets)
     unet_channels: tuple[int, ...] = (64, 96, 128)
     unet_attention: tuple[bool, ...] = (False, False, True)

@@ -121,6 +121,7 @@ class Trainer(TimeBudget, Checkpoints):
                     config.vae_latent_noise,
                     config.vae_fft_weight,
                     config.vae_scale_weight,
+                    config.vae_amplitude_weight,
                 ),
                 self.unet,
                 self.vae_opt,
