@@ -213,6 +213,12 @@ def sample_grids(experiment: Experiment, schemes: tuple[str, ...], folder: Path)
     return written
 
 
+def measured_minutes(steps: dict[str, dict]) -> float:
+    """Minutes the experiment's steps took, over all runs, the writing of the report left out:
+    a report rewritten with --report or --notes then states the same figure each time."""
+    return sum(s.get("seconds", 0) for name, s in steps.items() if name != "report") / 60
+
+
 def write_report(experiment: Experiment, options, folder: Path, notes: Path | None = None) -> Path:
     """report.md and its plots in `folder`; returns the report's path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -223,7 +229,7 @@ def write_report(experiment: Experiment, options, folder: Path, notes: Path | No
         g for s in schemes if (g := Generator.objects.filter(name=f"{experiment.name}-{s}").first())
     ]
     steps = experiment.steps
-    total = sum(s.get("seconds", 0) for s in steps.values()) / 60
+    total = measured_minutes(steps)
     md = [
         f"# Experiment `{experiment.name}`: does the prompt scheme matter?",
         "",
@@ -317,7 +323,7 @@ def write_report(experiment: Experiment, options, folder: Path, notes: Path | No
         "",
         "| step | minutes |",
         "|---|---|",
-        *[f"| {k} | {v.get('seconds', 0) / 60:.1f} |" for k, v in steps.items()],
+        *[f"| {k} | {v.get('seconds', 0) / 60:.1f} |" for k, v in steps.items() if k != "report"],
         "",
     ]
     if notes is not None:

@@ -39,7 +39,7 @@ from generation.experiment.options import (
     Options,
     experiment_dir,
 )
-from generation.experiment.report import write_report
+from generation.experiment.report import measured_minutes, write_report
 from generation.generators import GeneratorError, generators_root, train_generator
 from generation.ldm.config import SamplingConfig
 from generation.models import (
@@ -325,7 +325,7 @@ def run_experiment(
     started = time.perf_counter()
     Runner(experiment, options, progress, log).run(report_to, notes)
     experiment.refresh_from_db()
-    total = sum(s.get("seconds", 0) for s in experiment.steps.values()) / 60
+    total = measured_minutes(experiment.steps)
     log(
         f"Finished in {(time.perf_counter() - started) / 60:.1f} min this run, "
         f"{total:.1f} min over all runs (budget {options.budget_minutes:g} min)"

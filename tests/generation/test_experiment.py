@@ -99,10 +99,17 @@ def test_tiny_experiment_resumes_after_a_kill_and_writes_its_report(
     overview = admin_client.get("/dashboards/generation/")
     assert b"utility-table" in overview.content and b"tiny-exp" in overview.content
 
-    # a third run finds everything done and changes nothing
+    # a third run finds everything done and changes nothing; the minutes its report states
+    # are the measuring steps' alone, however long an earlier report took to write
+    exp.steps["report"]["seconds"] = 600.0
+    Experiment.objects.filter(pk=exp.pk).update(steps=exp.steps)
     before = (FidResult.objects.count(), UtilityResult.objects.count())
     call_command("run_experiment", *ARGS, stdout=StringIO())
     assert (FidResult.objects.count(), UtilityResult.objects.count()) == before
+    exp.refresh_from_db()
+    measured = sum(s["seconds"] for k, s in exp.steps.items() if k != "report") / 60
+    assert f"{measured:.1f} min spent" in exp.report and measured < 10
+    assert "| report |" not in exp.report
 
 
 def exp_options(exp: Experiment) -> Options:
