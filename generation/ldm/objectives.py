@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from generation.ldm.autoencoder import TileAutoencoder
+from generation.ldm.config import GeneratorConfig
 
 
 class AutoencoderLoss(torch.nn.Module):
@@ -31,6 +32,18 @@ class AutoencoderLoss(torch.nn.Module):
         self.fft_weight = fft_weight
         self.scale_weight = scale_weight
         self.amplitude_weight = amplitude_weight
+
+    @classmethod
+    def of(cls, vae: torch.nn.Module, config: GeneratorConfig) -> AutoencoderLoss:
+        """The loss with the weights a generator's config sets."""
+        return cls(
+            vae,
+            config.vae_kl_weight,
+            config.vae_latent_noise,
+            config.vae_fft_weight,
+            config.vae_scale_weight,
+            config.vae_amplitude_weight,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, S, S) in [-1, 1]
         if isinstance(self.vae, TileAutoencoder):  # deterministic codes; L1 keeps edges

@@ -115,14 +115,7 @@ class Trainer(TimeBudget, Checkpoints):
                 weight_decay=0.0 if residual else 1e-2,
             )
             self.vae_loss, self.unet, self.vae_opt, self.unet_opt = self.accelerator.prepare(
-                AutoencoderLoss(
-                    self.vae,
-                    config.vae_kl_weight,
-                    config.vae_latent_noise,
-                    config.vae_fft_weight,
-                    config.vae_scale_weight,
-                    config.vae_amplitude_weight,
-                ),
+                AutoencoderLoss.of(self.vae, config),
                 self.unet,
                 self.vae_opt,
                 self.unet_opt,

@@ -279,7 +279,9 @@ def test_the_amplitude_loss_compares_windowed_local_spectra_without_their_phase(
     vae = TileAutoencoder(channels=(8, 16), latent_channels=4, encoder_blocks=(1, 1),
                           decoder_blocks=(1, 1))  # fmt: skip
     x = torch.rand(2, 3, 32, 32) * 2 - 1
-    plain, sharp = AutoencoderLoss(vae, 0.0), AutoencoderLoss(vae, 0.0, amplitude_weight=2.0)
+    plain = AutoencoderLoss(vae, 0.0)
+    sharp = AutoencoderLoss.of(vae, GeneratorConfig(vae_kl_weight=0.0, vae_amplitude_weight=2.0))
+    assert (sharp.amplitude_weight, sharp.fft_weight, sharp.latent_noise) == (2.0, 0.0, 0.0)
     term = local_amplitude_l1(vae.decode(vae.encode(x)), x)
     loss = sharp(x)
     assert float(loss) == pytest.approx(float(plain(x) + 2.0 * term), rel=1e-5)
