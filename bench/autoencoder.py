@@ -140,6 +140,9 @@ def main() -> None:
     import torch
 
     from generation.annotation.embeddings import InceptionEmbedder, inception_weights
+    from generation.ldm.precision import flush_denormals
+
+    flush_denormals()  # before torch starts its threads
     from generation.evaluation.fidelity import reconstruction_quality
     from generation.evaluation.metrics import fid_from_features
 

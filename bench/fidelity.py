@@ -346,6 +346,9 @@ def main() -> None:
     show.add_argument("--plot", type=Path, default=ROOT / "docs" / "fidelity-budget.png")
     args = parser.parse_args()
     if args.command == "run":
+        from generation.ldm.precision import flush_denormals
+
+        flush_denormals()  # before torch starts its threads
         run(args)
         return
     records = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]

@@ -32,6 +32,9 @@ class StepCommand(BaseCommand):
     """
 
     errors: tuple[type[Exception], ...] = ()
+    # the step runs networks on this process's CPU threads: subnormal floats flushed first
+    # (ldm.precision.flush_denormals), before torch starts its threads
+    torch_work = True
 
     def add_arguments(self, parser: CommandParser) -> None:
         self.add_options(parser)
@@ -47,6 +50,10 @@ class StepCommand(BaseCommand):
 
     def handle(self, *args: object, **options: Any) -> None:
         quiet = bool(options["json"])
+        if self.torch_work:
+            from generation.ldm.precision import flush_denormals
+
+            flush_denormals()
         try:
             result = self.run(options, progress=not quiet)
         except self.errors as exc:

@@ -185,6 +185,54 @@ def test_the_speed_probe_changes_no_weight_or_random_stream(tmp_path):
     assert torch.equal(torch.get_rng_state(), global_rng)
 
 
+SUBNORMALS = """
+import torch
+from generation.ldm.precision import flush_denormals
+supported = flush_denormals() if FLUSH else True
+torch.set_num_threads(2)
+x = torch.full((1 << 20,), 1e-39)  # subnormal; a product with 3 stays subnormal
+print(supported, int((x * 3).ne(0).sum()))
+"""
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_subnormal_floats_are_flushed_on_every_thread_of_a_process_that_asks_first(flush):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = f"FLUSH = {flush}\n{SUBNORMALS}"
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, check=True).stdout.split()  # fmt: skip
+    if out[0] != "True":
+        pytest.skip("this CPU has no flush-to-zero flag")
+    # asked before torch started its threads, the worker that takes half of the product
+    # flushes too; not asked, every product stays a (slow) subnormal
+    assert int(out[1]) == (0 if flush else 1 << 20)
+
+
+def test_steps_that_run_networks_flush_subnormals_before_they_start(monkeypatch):
+    from generation.ldm import precision
+    from generation.management.base import StepCommand
+    from generation.management.commands.import_tiles import Command as ImportTiles
+
+    calls = []
+    monkeypatch.setattr(precision, "flush_denormals", lambda: calls.append(1) or True)
+
+    class Step(StepCommand):
+        def run(self, options, progress):
+            calls.append("run")
+            return None
+
+        def lines(self, result):
+            return []
+
+    Step().handle(json=False)
+    assert calls == [1, "run"]
+    assert StepCommand.torch_work and not ImportTiles.torch_work  # importing runs no network
+
+
 def test_the_fourier_loss_is_the_mean_absolute_coefficient_difference():
     from generation.ldm.objectives import fourier_l1
 

@@ -21,6 +21,7 @@ class Command(StepCommand):
     )
 
     errors = (TileImportError,)
+    torch_work = False
 
     def add_options(self, parser: CommandParser) -> None:
         parser.add_argument("source", nargs="?", help="folder, .csv manifest or *_x.h5[.gz] file")

@@ -43,6 +43,9 @@ class Command(BaseCommand):
         parser.add_argument("--notes", type=Path, help="Markdown appended to the report")
 
     def handle(self, *args: object, **options: object) -> None:
+        from generation.ldm.precision import flush_denormals
+
+        flush_denormals()  # before torch starts its threads (see StepCommand.torch_work)
         try:
             plan = options_for(
                 str(options["dataset"]),
