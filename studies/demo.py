@@ -25,7 +25,12 @@ from django.db.models import Count
 from generation.annotation import AnnotationError, annotate_dataset
 from generation.cohorts import CohortRequest, generate_cohort
 from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
-from generation.generators import GeneratorError, TrainingTimeError, train_generator
+from generation.generators import (
+    GeneratorError,
+    TrainingTimeError,
+    flush_denormals,
+    train_generator,
+)
 from generation.ldm.config import SAMPLING_STEPS, SamplingConfig
 from generation.models import Cohort, Dataset, FidelityEvaluation, Generator, TileAnnotation
 from generation.presets import PRESETS
@@ -107,6 +112,7 @@ class DemoSummary:
 
 def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoSummary:
     """Every step in order; see the module docstring."""
+    flush_denormals()  # before torch starts its threads: training slows on subnormal floats
     steps: list[tuple[str, Step]] = [
         ("tiles", _tiles),
         ("annotations", _annotations),

@@ -72,6 +72,20 @@ def precision_without_the_probe():
     precision.cpu_bf16_speedup = original
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cpu_float_flags_left_alone():
+    """Commands flush subnormal floats to zero for their whole process (precision.
+    flush_denormals). In a test process that flag would outlive the test that ran the command
+    and change the arithmetic of every later one (hypothesis refuses to run under it), so here
+    it is never set; its own tests run in fresh processes (tests/generation/test_recipe.py)."""
+    from generation.ldm import precision
+
+    original = precision.flush_denormals
+    precision.flush_denormals = lambda: False
+    yield
+    precision.flush_denormals = original
+
+
 @pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path: Path) -> Path:
     """A fresh MEDIA_ROOT and cache per test, so tests never see each other's files."""

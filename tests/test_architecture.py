@@ -37,6 +37,7 @@ LAZY = (
     "generation.ldm.train",
     "generation.ldm.pipeline",
     "generation.ldm.budget",
+    "generation.ldm.precision",  # imports torch; the commands flush subnormal floats with it
     "generation.checks",  # registered in AppConfig.ready()
     "torch",  # generation.checks: only when HISTOSTUDY_DEVICE=cuda, so the web stays light
     "generation.models",  # plots.py, for a type only

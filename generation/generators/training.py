@@ -23,7 +23,7 @@ from django.db import transaction
 from generation import presets
 from generation.annotation.prompts import SCHEMES
 from generation.generators.registry import GeneratorError, TrainingTimeError, generators_root
-from generation.ldm import sd
+from generation.ldm import precision, sd
 from generation.ldm.config import SAMPLING_STEPS, GeneratorConfig
 from generation.models import Dataset, Generator, Tile, TileAnnotation
 from generation.plots import loss_curve, sample_grid, short_caption
@@ -109,6 +109,12 @@ def config_for(preset: str, overrides: dict[str, str], base_model: str | None) -
     except (ValueError, TypeError) as exc:  # BaseModelError included
         raise GeneratorError(str(exc)) from exc
     return config
+
+
+def flush_denormals() -> bool:
+    """ldm.precision.flush_denormals, for a caller outside generation that trains in its own
+    process (the demo): call it before the process's first torch operation."""
+    return precision.flush_denormals()
 
 
 def train_generator(

@@ -58,9 +58,6 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1:8000", help="host:port in the URLs")
 
     def handle(self, *args: object, **options: object) -> None:
-        from generation.ldm.precision import flush_denormals
-
-        flush_denormals()  # before torch starts its threads (see StepCommand.torch_work)
         if float(options["train_minutes"]) <= 0:  # type: ignore[arg-type]
             raise CommandError("--train-minutes must be positive")
         try:
