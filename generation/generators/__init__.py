@@ -7,6 +7,5 @@ __getattr__, __all__ = lazy_exports(
     __name__,
     registry="GeneratorError Shard TrainingTimeError generators_root load_pipeline training_tiles",
     training="TrainSummary config_for flush_denormals link_training_tiles train_generator "
-    "training_set "
-    "write_previews",
+    "training_set write_previews",
 )
