@@ -140,11 +140,11 @@ def main() -> None:
     import torch
 
     from generation.annotation.embeddings import InceptionEmbedder, inception_weights
+    from generation.evaluation.fidelity import reconstruction_quality
+    from generation.evaluation.metrics import fid_from_features
     from generation.ldm.precision import flush_denormals
 
     flush_denormals()  # before torch starts its threads
-    from generation.evaluation.fidelity import reconstruction_quality
-    from generation.evaluation.metrics import fid_from_features
 
     variants = [parse_variant(v, args.preset) for v in args.variant]
     tiles = read_tiles(args.pcam / "train", args.train, args.seed)

@@ -14,11 +14,11 @@ BF16_MIN_SPEEDUP = 1.2
 
 def flush_denormals() -> bool:
     """Treat subnormal floats (below 1.2e-38) as zero on this CPU (FTZ and DAZ). Late in
-    training a few gradients and activations fall that low, and x86 cores take about a hundred
-    times longer on each: fp32 autoencoder steps ran 3.6x slower by step 500 than with the flag
-    (docs/BENCHMARKS.md). Call it before torch's first parallel operation: its intra-op threads
-    copy the flag when they start and never read it again. False where the CPU has no such
-    flag (torch.set_flush_denormal)."""
+    training a few gradients and activations fall that low, and x86 cores are far slower on
+    each: the cpu preset's fp32 autoencoder steps took 2.5x as long after 580 steps without
+    the flag (bench/denormals.py, docs/BENCHMARKS.md). Call it before torch's first parallel
+    operation: its intra-op threads copy the flag when they start and never read it again.
+    False where the CPU has no such flag (torch.set_flush_denormal)."""
     return bool(torch.set_flush_denormal(True))
 
 
