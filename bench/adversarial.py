@@ -16,8 +16,10 @@ scoring is bench/autoencoder.py's: 1,000 held-out valid tiles split in halves A 
 rFID of decoded A against real B beside the floor, and `noisy rFID`, A's codes decoded
 with Gaussian noise of 0.25 of their std, as a sampler's near-miss codes are.
 
-Not part of the product: it measured no gain (docs/BENCHMARKS.md), so the Trainer carries
-no discriminator.
+CPU only, and the pixel loss is L1 with the latent noise alone: the Fourier, amplitude and
+scale-equivariance terms of `AutoencoderLoss` are left out (the cpu preset sets none). Not
+part of the product: it measured no gain (docs/BENCHMARKS.md), so the Trainer carries no
+discriminator.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ def train(args: argparse.Namespace, tiles: np.ndarray):
     from generation.presets import PRESETS
 
     cfg = PRESETS[args.preset].generator
+    if cfg.autoencoder != "residual" or not (cfg.vae_crop and cfg.vae_batch_size):
+        raise SystemExit(
+            f"preset {args.preset!r}: this bench needs the residual autoencoder trained on "
+            "crops (vae_crop and vae_batch_size set), as the cpu and gpu presets have"
+        )
     bf16 = resolve_precision(cfg.mixed_precision, cuda=False) == "bf16"
     autocast = (
         (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
@@ -193,7 +200,7 @@ def main() -> None:
           f"{datetime.now(UTC):%Y-%m-%d}")  # fmt: skip
     print(f"{'arm':<10} {'gan':>5} {'from':>5} {'s/step':>7} {'PSNR':>6} {'SSIM':>6} {'rFID':>7} "
           f"{'floor':>6} {'x floor':>7} {'noisy rFID':>10}")  # fmt: skip
-    gan = f"{args.gan_weight:5.2f} {args.gan_start:5.2f}"
+    gan = f"{args.gan_weight:5.2f} {args.gan_start:5.2f}" if args.gan_weight else "    -     -"
     print(f"{args.name:<10} {gan} {seconds:7.3f} {quality.psnr:6.2f} {quality.ssim:6.3f} "
           f"{rfid:7.1f} {floor:6.1f} {rfid / floor:7.2f} {noisy:10.1f}")  # fmt: skip
     if not math.isfinite(rfid):
