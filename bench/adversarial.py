@@ -144,16 +144,13 @@ def train(args: argparse.Namespace, tiles: np.ndarray):
 def near_miss(vae, codes, seed: int) -> np.ndarray:
     """Codes plus Gaussian noise of 0.25 of their std, decoded: (N, H, W, 3) uint8."""
     import torch
+    from autoencoder import decode_tiles
 
     generator = torch.Generator().manual_seed(seed)
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(codes), 128):
-            c = codes[start : start + 128]
-            y = vae.decode(c + 0.25 * codes.std() * torch.randn(c.shape, generator=generator))
-            y = y.float().clamp(-1, 1)
-            out.append(((y + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
-    return np.concatenate(out)
+    noisy = [
+        c + 0.25 * codes.std() * torch.randn(c.shape, generator=generator) for c in codes.split(128)
+    ]
+    return decode_tiles(vae, torch.cat(noisy))
 
 
 def main() -> None:

@@ -90,14 +90,24 @@ def reconstruct(vae, tiles: np.ndarray):
     from generation.ldm.codec import to_unit
 
     vae.eval()
-    out, codes = [], []
     with torch.no_grad():
-        for start in range(0, len(tiles), 128):
-            code = vae.encode(to_unit(tiles[start : start + 128]))
-            y = vae.decode(code).float().clamp(-1, 1)
+        codes = torch.cat(
+            [vae.encode(to_unit(tiles[start : start + 128])).float()
+             for start in range(0, len(tiles), 128)]
+        )  # fmt: skip
+    return decode_tiles(vae, codes), codes
+
+
+def decode_tiles(vae, codes) -> np.ndarray:
+    """Codes (N, C, h, w) decoded in batches of 128: (N, H, W, 3) uint8."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(codes), 128):
+            y = vae.decode(codes[start : start + 128]).float().clamp(-1, 1)
             out.append(((y + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
-            codes.append(code.float())
-    return np.concatenate(out), torch.cat(codes)
+    return np.concatenate(out)
 
 
 def high_frequency_share(x) -> float:
