@@ -14,6 +14,8 @@ same sizes). Steps, not minutes: a loaded machine changes the seconds column, no
 the Nyquist frequency on either axis, beside `HF tile`, the same share for the held-out tiles
 averaged down to the codes' side: a code far above its tiles carries detail in its finest
 cells, which a denoiser draws last and worst (Skorokhodov et al. 2025; `vae_scale_weight`).
+`code std` is the held-out codes' standard deviation, which nothing but the optimiser and
+`vae_code_weight` sets.
 """
 
 from __future__ import annotations
@@ -170,17 +172,20 @@ def main() -> None:
         quality = reconstruction_quality(a, decoded)
         rfid = fid_from_features(embedder.embed(decoded).astype(np.float64), fb)
         hf_code, hf_tile = code_spectrum(codes, a)
-        rows.append((name, seconds, loss, quality.psnr, quality.ssim, rfid, hf_code, hf_tile))
+        spread = float(codes.std())
+        rows.append(
+            (name, seconds, loss, quality.psnr, quality.ssim, rfid, hf_code, hf_tile, spread)
+        )
     amx = "amx" if "amx" in Path("/proc/cpuinfo").read_text() else "no amx"
     print(f"\n{args.steps} autoencoder steps, {args.train} train tiles, {len(a)} v {len(b)} "
           f"held-out; {platform.node()}, {torch.get_num_threads()} threads, {amx}, "
           f"{datetime.now(UTC):%Y-%m-%d}")  # fmt: skip
     print(f"{'variant':<24} {'s/step':>7} {'loss':>7} {'PSNR':>6} {'SSIM':>6} {'rFID':>7} "
-          f"{'floor':>6} {'x floor':>7} {'HF code':>7} {'HF tile':>7}")  # fmt: skip
-    for name, seconds, loss, psnr, ssim, rfid, hf_code, hf_tile in rows:
+          f"{'floor':>6} {'x floor':>7} {'HF code':>7} {'HF tile':>7} {'code std':>8}")  # fmt: skip
+    for name, seconds, loss, psnr, ssim, rfid, hf_code, hf_tile, spread in rows:
         print(f"{name:<24} {seconds / args.steps:7.3f} {loss:7.4f} {psnr:6.2f} {ssim:6.3f} "
               f"{rfid:7.1f} {floor:6.1f} {rfid / floor:7.2f} {hf_code:7.3f} "
-              f"{hf_tile:7.3f}")  # fmt: skip
+              f"{hf_tile:7.3f} {spread:8.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

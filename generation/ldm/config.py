@@ -66,6 +66,7 @@ LEGACY = {
     "vae_fft_weight": 0.0,
     "vae_scale_weight": 0.0,
     "vae_amplitude_weight": 0.0,
+    "vae_code_weight": 0.0,
     "lr_warmup_steps": 0,
     "lr_schedule": "constant",
     "ema_warmup": False,
@@ -103,6 +104,9 @@ class GeneratorConfig:
     # residual only: weight of an L1 loss on local amplitude spectra
     # (objectives.local_amplitude_l1), which asks for detail without asking where it lies
     vae_amplitude_weight: float = 0.0
+    # residual only: weight of the mean squared code (objectives.code_penalty), which holds the
+    # codes' scale: without it Adam grows them without bound (std 1 to 53 in 500 steps)
+    vae_code_weight: float = 0.0
     # denoiser; attention per level (the first, 24x24, level has none on CPU presets)
     unet_channels: tuple[int, ...] = (64, 96, 128)
     unet_attention: tuple[bool, ...] = (False, False, True)
