@@ -335,3 +335,29 @@ def test_the_amplitude_loss_compares_windowed_local_spectra_without_their_phase(
     assert float(loss) == pytest.approx(float(plain(x) + 2.0 * term), rel=1e-5)
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vae.parameters())
+
+
+def test_the_code_penalty_adds_the_weighted_mean_squared_code_and_old_configs_load_without():
+    from generation.ldm.objectives import AutoencoderLoss, code_penalty
+
+    torch.manual_seed(0)
+    vae = TileAutoencoder(channels=(8, 16), latent_channels=4, encoder_blocks=(1, 1),
+                          decoder_blocks=(1, 1))  # fmt: skip
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    code = vae.encode(x)
+    assert float(code_penalty(code)) == pytest.approx(float((code.double() ** 2).mean()))
+    plain = AutoencoderLoss(vae, 0.0)
+    held = AutoencoderLoss.of(vae, GeneratorConfig(vae_kl_weight=0.0, vae_code_weight=0.5))
+    assert held.code_weight == 0.5
+    assert float(held(x)) == pytest.approx(float(plain(x) + 0.5 * code_penalty(code)), rel=1e-5)
+    # its gradient pulls the codes towards zero: a step on the penalty alone shrinks them
+    vae.zero_grad()
+    code_penalty(vae.encode(x)).backward()
+    with torch.no_grad():
+        for p in vae.encoder.parameters():
+            p -= 0.01 * p.grad
+    assert float(code_penalty(vae.encode(x))) < float(code_penalty(code))
+    # a generator trained before the field existed trained without the penalty
+    legacy = json.loads(GeneratorConfig().to_json())
+    del legacy["vae_code_weight"]
+    assert GeneratorConfig.from_json(json.dumps(legacy)).vae_code_weight == 0.0
