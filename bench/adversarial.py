@@ -16,12 +16,12 @@ scoring is bench/autoencoder.py's: 1,000 held-out valid tiles split in halves A 
 rFID of decoded A against real B beside the floor, and `noisy rFID`, A's codes decoded
 with Gaussian noise of 0.25 of their std, as a sampler's near-miss codes are.
 
-CPU only, and the pixel loss is L1 with the latent noise and the code penalty
-(`vae_code_weight`, which the cpu preset took after the figures in docs/BENCHMARKS.md were
-measured, so a rerun there trains the preset as it is now): the Fourier, amplitude and
-scale-equivariance terms of `AutoencoderLoss` are left out (the cpu preset sets none). Not
-part of the product: it measured no gain (docs/BENCHMARKS.md), so the Trainer carries no
-discriminator.
+CPU only. The autoencoder's own loss is the Trainer's (`AutoencoderLoss`), so a rerun trains
+the preset as it is now: since the figures in docs/BENCHMARKS.md were measured the cpu preset
+added the code penalty (`vae_code_weight`), and taming's adaptive weight balances the
+adversarial term against that whole loss, as taming does against its reconstruction and
+perceptual losses. Not part of the product: it measured no gain (docs/BENCHMARKS.md), so the
+Trainer carries no discriminator.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def train(args: argparse.Namespace, tiles: np.ndarray):
     from generation.ldm.codec import to_unit
     from generation.ldm.data import dihedral
     from generation.ldm.models import build_autoencoder
-    from generation.ldm.objectives import code_penalty, learning_rate, noised_codes
+    from generation.ldm.objectives import AutoencoderLoss, learning_rate
     from generation.ldm.precision import resolve_precision
     from generation.presets import PRESETS
 
@@ -92,6 +92,7 @@ def train(args: argparse.Namespace, tiles: np.ndarray):
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     vae = build_autoencoder(cfg)
+    objective = AutoencoderLoss.of(vae, cfg)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, betas=(0.9, 0.99), weight_decay=0)
     disc = patch_discriminator()
     disc_opt = torch.optim.Adam(disc.parameters(), lr=args.disc_lr, betas=(0.5, 0.9))
@@ -113,18 +114,14 @@ def train(args: argparse.Namespace, tiles: np.ndarray):
         adversarial = args.gan_weight > 0 and step >= int(args.gan_start * args.steps)
         disc.requires_grad_(False)
         with autocast():
-            z = vae.encode(x)
-            recon = vae.decode(z + noised_codes(z, cfg.vae_latent_noise)).float()
-            pixel = F.l1_loss(recon, x)
-            loss = pixel
-            if cfg.vae_code_weight:  # as AutoencoderLoss adds it; no random draw
-                loss = loss + cfg.vae_code_weight * code_penalty(z)
+            own, recon = objective.with_reconstruction(x)
+            loss = own
             if adversarial:
                 fool = -disc(recon).float().mean()
-                g_pixel = torch.autograd.grad(pixel, last, retain_graph=True)[0]
+                g_own = torch.autograd.grad(own, last, retain_graph=True)[0]
                 g_fool = torch.autograd.grad(fool, last, retain_graph=True)[0]
-                weight = (g_pixel.norm() / (g_fool.norm() + 1e-4)).clamp(0, 1e4).detach()
-                loss = loss + args.gan_weight * weight * fool
+                weight = (g_own.norm() / (g_fool.norm() + 1e-4)).clamp(0, 1e4).detach()
+                loss = own + args.gan_weight * weight * fool
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -140,7 +137,7 @@ def train(args: argparse.Namespace, tiles: np.ndarray):
             state = ""
             if adversarial:
                 state = f" disc {0.5 * float(hinge):.3f} weight {float(weight):.3f}"
-            print(f"{args.name} step {step} L1 {float(pixel):.4f}{state} "
+            print(f"{args.name} step {step} loss {float(own):.4f}{state} "
                   f"{time.perf_counter() - start:.0f}s", flush=True)  # fmt: skip
     return vae, (time.perf_counter() - start) / args.steps
 

@@ -49,6 +49,11 @@ class AutoencoderLoss(torch.nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, S, S) in [-1, 1]
+        return self.with_reconstruction(x)[0]
+
+    def with_reconstruction(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss, the reconstruction it scored in float32): for a bench that adds terms
+        of its own on the reconstruction (bench/adversarial.py's discriminator)."""
         if isinstance(self.vae, TileAutoencoder):  # deterministic codes; L1 keeps edges
             code = self.vae.encode(x)
             z = code
@@ -65,10 +70,10 @@ class AutoencoderLoss(torch.nn.Module):
                 loss = loss + self.scale_weight * scale_equivariance_l1(self.vae, code, x, factor)
             if self.code_weight:
                 loss = loss + self.code_weight * code_penalty(code)
-            return loss
+            return loss, recon
         posterior = self.vae.encode(x).latent_dist
-        recon = self.vae.decode(posterior.sample()).sample
-        return F.l1_loss(recon.float(), x) + self.kl_weight * posterior.kl().mean()
+        recon = self.vae.decode(posterior.sample()).sample.float()
+        return F.l1_loss(recon, x) + self.kl_weight * posterior.kl().mean(), recon
 
 
 def fourier_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
