@@ -232,24 +232,34 @@ def cpu_kind(record: dict) -> str:
     return "bf16" if record.get("trained_in") == "bf16" else "fp32"
 
 
-# the commit from which the cpu preset is the one trained today (4 latent channels, the codes
-# of the tiles not rotated); runs of the preset before it trained an earlier recipe and get their
-# own curve
-CURRENT_CPU_SINCE = "add0171"
+# each version of the cpu preset since the first fidelity runs, oldest first: the commit from
+# which runs train it and what it changed. A run's version is the newest one its commit descends
+# from; runs before the first entry trained 8 latent channels on rotated codes. Each version gets
+# curves of its own, the newest solid.
+CPU_VERSIONS = (
+    ("add0171", "4 latent ch"),
+    ("91ee34e", "4 latent ch + code penalty"),
+)
+EARLIEST_CPU = "8 latent ch"
 
 
-def current_cpu(record: dict) -> bool:
-    """Whether a run of the cpu preset trained the preset as it is today: its commit (a
-    "+changes" suffix dropped) descends from CURRENT_CPU_SINCE. A commit this clone does not
-    know counts as earlier."""
-    return _descends_from_current(str(record.get("commit", "")).split("+")[0])
+def cpu_version(record: dict) -> int:
+    """Which version of the cpu preset a run trained: 0 before the first of CPU_VERSIONS, else
+    1 + the index of the newest version its commit (a "+changes" suffix dropped) descends from.
+    A commit this clone does not know counts as 0."""
+    commit = str(record.get("commit", "")).split("+")[0]
+    version = 0
+    for index, (since, _) in enumerate(CPU_VERSIONS, 1):
+        if _descends_from(since, commit):
+            version = index
+    return version
 
 
 @functools.cache
-def _descends_from_current(commit: str) -> bool:
-    """One git call a commit, however many curves ask (plot filters every record per curve)."""
+def _descends_from(since: str, commit: str) -> bool:
+    """One git call a pair, however many curves ask (plot filters every record per curve)."""
     found = subprocess.run(
-        ["git", "merge-base", "--is-ancestor", CURRENT_CPU_SINCE, commit],
+        ["git", "merge-base", "--is-ancestor", since, commit],
         cwd=ROOT, capture_output=True, check=False,
     )  # fmt: skip
     return found.returncode == 0
@@ -262,20 +272,25 @@ def plot(records: list[dict], out: Path) -> None:
 
     plt = pyplot()
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), dpi=110)
-    # (preset, today's cpu preset?, CPU kind, colour, line style, label): a CPU's speed class
-    # buys its own steps per minute, and each version of the preset has its own curve
-    series = (
-        ("cpu", True, "amx", "#4b2a7a", "-", f"cpu preset since {CURRENT_CPU_SINCE}, AMX, bf16"),
-        ("cpu", True, "bf16", "#2a7a6b", "-",
-         f"cpu preset since {CURRENT_CPU_SINCE}, no AMX, bf16"),
-        ("cpu", False, "amx", "#9a8cc0", "--", "earlier cpu preset (8 latent ch), AMX, bf16"),
-        ("cpu", False, "bf16", "#8cc0b4", "--", "earlier cpu preset (8 latent ch), no AMX, bf16"),
-        ("cpu", False, "fp32", "#b0b0b0", "--", "earlier cpu preset (8 latent ch), no AMX, fp32"),
-        ("cpu-v1", False, "amx", "#c97fb5", "-", "old recipe (cpu-v1), AMX"),
-    )  # fmt: skip
+    # the legend of the curves gets a row of its own under both panels, so neither shrinks
+    fig, axes = plt.subplot_mosaic([["left", "right"], ["legend", "legend"]], figsize=(11, 6.2),
+                                   dpi=110, height_ratios=(3.4, 1))  # fmt: skip
+    left, right, below = axes["left"], axes["right"], axes["legend"]
+    # (preset, version of the cpu preset, CPU kind, colour, line style, label): a CPU's speed
+    # class buys its own steps per minute, and each version of the preset has its own curves
+    kinds = (("amx", "Purples", "AMX, bf16"), ("bf16", "Greens", "no AMX, bf16"),
+             ("fp32", "Greys", "no AMX, fp32"))  # fmt: skip
+    names = (EARLIEST_CPU, *(f"{what} (since {since})" for since, what in CPU_VERSIONS))
+    newest = len(CPU_VERSIONS)
+    series = [
+        ("cpu", version, kind, plt.get_cmap(cmap)(0.35 + 0.6 * version / newest),
+         "-" if version == newest else "--", f"cpu preset, {name}, {machine}")
+        for version, name in enumerate(names)
+        for kind, cmap, machine in kinds
+    ]  # fmt: skip
+    series.append(("cpu-v1", 0, "amx", "#c97fb5", "-", "old recipe (cpu-v1), AMX"))
     handles = []
-    for preset, current, kind, colour, style, label in series:
+    for preset, version, kind, colour, style, label in series:
         # the budget curve: the preset as it is, not the ablations run with --set
         rows = [
             r
@@ -283,7 +298,7 @@ def plot(records: list[dict], out: Path) -> None:
             if r["preset"] == preset
             and not r.get("set")
             and cpu_kind(r) == kind
-            and (preset != "cpu" or current_cpu(r) == current)
+            and (preset != "cpu" or cpu_version(r) == version)
         ]
         rows.sort(key=lambda r: r["minutes"])
         if not rows:
@@ -319,9 +334,8 @@ def plot(records: list[dict], out: Path) -> None:
         )
     ]
     right.legend(handles=measures, fontsize=7, loc="lower right")
-    # under the panel, where no point can hide behind it
-    left.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14),
-                ncol=2, frameon=False)  # fmt: skip
+    below.axis("off")
+    below.legend(handles=handles, fontsize=7, loc="upper center", ncol=2, frameon=False)
     fig.suptitle("Generator fidelity against training budget (bench/fidelity.py)")
     save(fig, out)
 

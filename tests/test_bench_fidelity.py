@@ -31,9 +31,12 @@ def test_a_figure_named_like_an_own_field_is_an_error():
     not (Path(__file__).resolve().parents[1] / ".git").exists(), reason="needs the git history"
 )
 def test_the_budget_plot_gives_each_version_of_the_cpu_preset_its_own_curve():
-    current = bench_fidelity.current_cpu
-    assert current({"commit": bench_fidelity.CURRENT_CPU_SINCE})
-    assert current({"commit": "1e1b878"})  # bench-cpu-60m-lat4
-    assert not current({"commit": "3b6cb79"})  # bench-cpu-30m: 8 latent channels
-    assert not current({"commit": "2894dd6+changes"})  # an ablation on an earlier preset
-    assert not current({"commit": "0000000"})  # a commit this clone does not know
+    version = bench_fidelity.cpu_version
+    first, penalty = (since for since, _ in bench_fidelity.CPU_VERSIONS[:2])
+    assert version({"commit": first}) == 1
+    assert version({"commit": "1e1b878"}) == 1  # bench-cpu-60m-lat4: 4 latent channels
+    assert version({"commit": penalty}) == 2
+    assert version({"commit": "eef315e"}) == 2  # bench-cpu-60m-code: with the code penalty
+    assert version({"commit": "3b6cb79"}) == 0  # bench-cpu-30m: 8 latent channels
+    assert version({"commit": "2894dd6+changes"}) == 0  # an ablation on an earlier preset
+    assert version({"commit": "0000000"}) == 0  # a commit this clone does not know
