@@ -36,7 +36,16 @@ class EvaluationRequest:
     progress: bool = True
 
     def cohort_name(self) -> str:
-        return self.cohort or f"eval-{self.generator}-{self.split}-{self.size}-s{self.seed}"
+        """--cohort, else the name of the cohort made for this request. Sampling other than the
+        default is part of it, so an evaluation at another guidance or step count makes its own
+        cohort instead of scoring the tiles of an earlier one."""
+        if self.cohort:
+            return self.cohort
+        name = f"eval-{self.generator}-{self.split}-{self.size}-s{self.seed}"
+        if self.sampling != SamplingConfig():
+            sampling = self.sampling
+            name += f"-{sampling.scheduler}-{sampling.steps}-g{sampling.guidance:g}"
+        return name
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from io import StringIO
 from pathlib import Path
@@ -188,6 +189,27 @@ def test_evaluation_measures_everything_against_held_out_tiles(
     assert again["fid"] == pytest.approx(result["fid"])  # the same cohort, not a new one
     labels = [p["label"] for p in sorted(cohort.plan, key=lambda p: p["position"])]
     assert again["label_auc"] == pytest.approx(roc_auc_score(labels, np.linspace(0, 1, 8)))
+
+
+@pytest.mark.django_db
+def test_another_guidance_makes_its_own_cohort_and_a_stale_one_is_named(tiny_generator):
+    cheap = ("--size", "8", "--skip", "label,morphology,readers,utility")
+    first = evaluate("tiny", *cheap)
+    other = evaluate("tiny", *cheap, "--guidance", "1.0")
+    cohorts = {e.cohort.name: e.cohort for e in FidelityEvaluation.objects.all()}
+    default = first["details"]["sampling"]["guidance"]
+    assert len(cohorts) == 2 and default != 1.0
+    assert other["details"]["sampling"]["guidance"] == 1.0 and other["fid"] != first["fid"]
+    assert {c.guidance for c in cohorts.values()} == {default, 1.0}
+    # a cohort of the same name made at other settings (an earlier default): not scored as if
+    made = next(c for c in cohorts.values() if c.guidance == 1.0)
+    Cohort.objects.filter(pk=made.pk).update(guidance=4.0)
+    stale = f"cohort '{re.escape(made.name)}' was generated with .*guidance 4, not"
+    with pytest.raises(CommandError, match=stale):
+        evaluate("tiny", *cheap, "--guidance", "1.0")
+    assert FidelityEvaluation.objects.count() == 2
+    as_made = evaluate("tiny", *cheap, "--cohort", made.name)
+    assert as_made["details"]["sampling"]["guidance"] == 4.0
 
 
 @pytest.mark.django_db
