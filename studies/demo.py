@@ -3,7 +3,9 @@
 Each step looks at what exists first and reuses it, so a second run only checks and prints:
 1. real tiles (an image folder, else the PCam validation split downloaded by import_tiles);
 2. annotations and prompts (annotate_tiles resumes by itself);
-3. a generator trained for a bounded time (the `cpu` preset by default);
+3. a generator trained for a bounded time (the `cpu` preset by default): the demo's minutes
+   (20 by default, counted from `make demo`'s start, the install included) less what the steps
+   before took and what the steps after will take at the speed probed here;
 4. a small cohort of real + synthetic tiles from held-out tiles;
 5. a staff account and two reader accounts, with passwords kept in a file only this user reads;
 6. an open study for the two readers.
@@ -12,17 +14,25 @@ The summary ends with the accounts and the URLs to open.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count
 
 from generation.annotation import AnnotationError, annotate_dataset
+from generation.annotation.embeddings import (
+    EmbeddingError,
+    InceptionEmbedder,
+    inception_weights,
+    pick_device,
+)
 from generation.cohorts import CohortRequest, generate_cohort
 from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
 from generation.generators import (
@@ -31,7 +41,7 @@ from generation.generators import (
     flush_denormals,
     train_generator,
 )
-from generation.ldm.config import SAMPLING_STEPS, SamplingConfig
+from generation.ldm.config import SAMPLING_STEPS, AfterTraining, SamplingConfig
 from generation.models import Cohort, Dataset, FidelityEvaluation, Generator, TileAnnotation
 from generation.presets import PRESETS
 from generation.tiles import (
@@ -46,13 +56,14 @@ from studies.models import Study
 GENERATOR = "demo-{preset}"
 COHORT = "demo-cohort"
 # Autoencoder and denoiser steps of the demo's generator: about 10 minutes of the cpu preset on
-# a 2-core development VM with AMX (docs/BENCHMARKS.md); --train-minutes caps the time, and a
-# machine too slow to reach the preset's minimum steps within it gets an error, not noise.
+# a 2-core development VM with AMX (docs/BENCHMARKS.md); the demo's --minutes cap the time, and a
+# machine too slow to reach the preset's minimum steps within them gets an error, not noise.
 DEMO_STEPS = (700, 1300)
 STUDY = "demo"
 STAFF = "researcher"
 READERS = ("pathologist1", "pathologist2")
 PCAM_HOME = "https://github.com/basveeling/pcam"
+MINUTES_HINT = "make demo DEMO_MINUTES=..., or manage.py demo --minutes ..."
 
 
 # A step: (options, summary, say) -> (one line of what is there now, whether it made anything)
@@ -72,7 +83,11 @@ class DemoOptions:
     preset: str = "cpu"
     scheme: str = "morphology"
     train_steps: tuple[int, int] = DEMO_STEPS  # autoencoder, denoiser
-    train_minutes: float = 20.0  # a cap: the steps are the budget
+    # the whole demo, from `started` (Unix time; None: when run_demo starts) to the open study:
+    # training gets what the steps before it left, less what the steps after it take here
+    minutes: float = 20.0
+    started: float | None = None
+    train_minutes: float | None = None  # a cap on training alone
     evaluate_size: int = 200  # synthetic tiles scored against held-out real ones
     clusters: int = 33
     cohort_size: int = 24  # tiles per half
@@ -89,6 +104,7 @@ class DemoSummary:
     accounts: dict[str, str]
     facts: list[str] = field(default_factory=list)  # one line per step
     made: list[str] = field(default_factory=list)  # the steps that made something
+    deadline: float = math.inf  # time.monotonic() at which the demo's minutes run out
 
     def lines(self) -> list[str]:
         base = f"http://{self.host}"
@@ -122,7 +138,9 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoSu
         ("accounts", _accounts),
         ("study", _study),
     ]
-    summary = DemoSummary(options.host, 0, {})
+    started = time.time() if options.started is None else options.started
+    deadline = time.monotonic() + 60 * options.minutes - (time.time() - started)
+    summary = DemoSummary(options.host, 0, {}, deadline=deadline)
     for number, (name, step) in enumerate(steps, 1):
         started = time.perf_counter()
         say(f"== {number}/{len(steps)} {name}")
@@ -231,10 +249,25 @@ def _generator(
     if made:
         train_split, _, cap = _splits(options)
         vae_steps, unet_steps = options.train_steps
+        spent = options.minutes - (summary.deadline - time.monotonic()) / 60
+        minutes = options.minutes - spent
+        if options.train_minutes is not None:
+            minutes = min(minutes, options.train_minutes)
+        if minutes <= 0:
+            raise DemoError(
+                f"the demo's {options.minutes:g} minutes were spent ({spent:.1f}) before "
+                f"training began; give it more minutes ({MINUTES_HINT})"
+            )
         say(
             f"   training {name!r} ({options.preset} preset, {options.scheme} prompts): "
-            f"{vae_steps} autoencoder + {unet_steps} denoiser steps, at most "
-            f"{options.train_minutes:g} minutes"
+            f"{vae_steps} autoencoder + {unet_steps} denoiser steps, at most {minutes:.1f} "
+            f"minutes less the steps after it (the demo's {options.minutes:g}, {spent:.1f} "
+            "spent)"
+        )
+        after = AfterTraining(
+            tiles=options.evaluate_size + options.cohort_size,
+            steps=options.steps,
+            seconds=_feature_seconds(options),
         )
         try:
             train_generator(
@@ -244,14 +277,16 @@ def _generator(
                 name=name,
                 split=train_split,
                 overrides={"vae_steps": str(vae_steps), "unet_steps": str(unet_steps)},
-                max_minutes=options.train_minutes,
+                max_minutes=minutes,
                 max_tiles=cap,
                 resume=True,  # continues a demo stopped during training
                 preview_steps=options.steps,  # as its cohort is sampled
+                after=after,
             )
         except GeneratorError as exc:
-            hint = (  # the cap the user sets, by either way of running the demo
-                " (make demo DEMO_MINUTES=..., or manage.py demo --train-minutes ...)"
+            hint = (  # the minutes the user sets, by either way of running the demo
+                f" (the demo's {options.minutes:g} minutes, {spent:.1f} of them spent before "
+                f"training; {MINUTES_HINT})"
                 if isinstance(exc, TrainingTimeError)
                 else ""
             )
@@ -266,6 +301,26 @@ def _generator(
     )
 
 
+def _feature_seconds(options: DemoOptions) -> float:
+    """Seconds the fidelity step's Inception features take here: four sets of evaluate_size
+    tiles (synthetic, reference, floor, reconstructions), timed on one batch of up to 16 random
+    tiles after a warm-up one. Missing or corrupt Inception weights stop the demo here, before any
+    training, where the fidelity step would stop after it."""
+    try:
+        embedder = InceptionEmbedder(
+            inception_weights(getattr(settings, "HISTOSTUDY_INCEPTION_WEIGHTS", None)),
+            pick_device("auto"),
+        )
+    except EmbeddingError as exc:
+        raise DemoError(f"the fidelity step cannot run: {exc}") from exc
+    n = max(1, min(16, 4 * options.evaluate_size))
+    tiles = np.random.default_rng(0).integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
+    embedder.embed(tiles)
+    began = time.monotonic()
+    embedder.embed(tiles)
+    return (time.monotonic() - began) / len(tiles) * 4 * options.evaluate_size
+
+
 def check_trained(generator: Generator, preset: str) -> None:
     """A generator with fewer steps than the preset's minimum makes noise, not tiles: no study
     is opened on it, whether it was trained now or by an earlier run."""
@@ -276,7 +331,8 @@ def check_trained(generator: Generator, preset: str) -> None:
             f"{generator.unet_steps} denoiser steps, fewer than the {least.min_vae_steps} + "
             f"{least.min_unet_steps} the {preset} preset needs for tiles worth reading; no "
             f"study is opened on it. Delete it in admin (Generators) and run the demo again, "
-            "with a larger --train-minutes on a slow machine"
+            "with more minutes on a slow machine (make demo DEMO_MINUTES=..., or manage.py demo "
+            "--minutes ...)"
         )
 
 

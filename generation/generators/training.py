@@ -7,6 +7,7 @@ prompts and registers what was trained.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -24,7 +25,7 @@ from generation import presets
 from generation.annotation.prompts import SCHEMES
 from generation.generators.registry import GeneratorError, TrainingTimeError, generators_root
 from generation.ldm import precision, sd
-from generation.ldm.config import SAMPLING_STEPS, GeneratorConfig
+from generation.ldm.config import SAMPLING_STEPS, AfterTraining, GeneratorConfig
 from generation.models import Dataset, Generator, Tile, TileAnnotation
 from generation.plots import loss_curve, sample_grid, short_caption
 from generation.tiles.store import read_tile, tile_relpath
@@ -32,6 +33,7 @@ from generation.tiles.store import read_tile, tile_relpath
 if TYPE_CHECKING:  # the trainer (diffusers) loads only when a command trains
     from generation.ldm.train import Trainer, TrainResult
 
+PREVIEW_TILES = 16  # samples.png beside the weights
 SD_FINETUNE_LR = 1e-5  # Osorio et al. fine-tune Stable Diffusion 1.5 at this rate
 
 
@@ -133,10 +135,12 @@ def train_generator(
     progress: bool = True,
     previews: bool = True,
     preview_steps: int = SAMPLING_STEPS,
+    after: AfterTraining | None = None,
 ) -> TrainSummary:
     """Train a preset on the accepted tiles of `dataset`'s split under `scheme`'s prompts and
-    register it as `name`; previews=False skips the 16 sample tiles drawn for the admin, which
-    are otherwise sampled in `preview_steps` steps."""
+    register it as `name`; previews=False skips the PREVIEW_TILES sample tiles drawn for the
+    admin, which are otherwise sampled in `preview_steps` steps. `after`: work that must fit
+    `max_minutes` too once training ends (Trainer.run), the previews added to its tiles."""
     from generation.ldm.budget import BudgetError, TimeBudgetError
     from generation.ldm.train import Trainer, TrainingData
 
@@ -160,7 +164,7 @@ def train_generator(
     log = print if progress else (lambda _: None)  # --json: stdout carries the summary alone
     trainer = Trainer(config, TrainingData(tiles, prompts), work, log=log, progress=progress)
     try:
-        result = trainer.run(max_minutes=max_minutes, resume=resume)
+        result = trainer.run(max_minutes, resume, _with_previews(after, previews))
     except BudgetError as exc:  # nothing made is kept: a larger budget starts clean
         if fresh and trainer.accelerator.is_main_process:
             shutil.rmtree(work, ignore_errors=True)
@@ -175,6 +179,13 @@ def train_generator(
     if not trainer.accelerator.is_main_process:
         return _summary_of(Generator.objects.get(name=name), config)
     return summary
+
+
+def _with_previews(after: AfterTraining | None, previews: bool) -> AfterTraining | None:
+    """`after` with the previews' tiles added, which training draws once it ends."""
+    if after is None or not previews:
+        return after
+    return dataclasses.replace(after, tiles=after.tiles + PREVIEW_TILES)
 
 
 def _register(
@@ -259,7 +270,7 @@ def _summary_of(generator: Generator, config: GeneratorConfig) -> TrainSummary:
 
 
 def write_previews(
-    pipeline_dir: Path, prompts: list[str], n: int = 16, steps: int = SAMPLING_STEPS
+    pipeline_dir: Path, prompts: list[str], n: int = PREVIEW_TILES, steps: int = SAMPLING_STEPS
 ) -> None:
     """samples.png (n tiles of the most common prompts, seeds 0..n-1) and loss.png beside the
     weights, for the admin page and for people to look at."""

@@ -46,6 +46,18 @@ class SamplingConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+@dataclass(frozen=True)
+class AfterTraining:
+    """Work that must still fit a deadline once training ends, so that a run capped by a
+    deadline (the demo's) trains for what it leaves: `tiles` to sample at `steps` solver steps
+    with guidance (two denoiser rows a tile a step) and decode, and `seconds` of other work
+    that the caller measured (the demo's Inception features)."""
+
+    tiles: int = 0
+    steps: int = SAMPLING_STEPS
+    seconds: float = 0.0
+
+
 # named sampling settings: ours (measured on the cpu preset, docs/BENCHMARKS.md) and the
 # paper's (Osorio et al.: 50 steps, guidance 7.5, for a fine-tuned Stable Diffusion)
 SAMPLING = {

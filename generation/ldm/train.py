@@ -27,7 +27,7 @@ from generation.ldm import sd
 from generation.ldm.budget import TimeBudget
 from generation.ldm.checkpoint import Checkpoints
 from generation.ldm.codec import LatentCodec, to_unit
-from generation.ldm.config import GeneratorConfig
+from generation.ldm.config import AfterTraining, GeneratorConfig
 from generation.ldm.data import TrainingData, TrainResult, dihedral, sampling_weights
 from generation.ldm.models import (
     EDM_SIGMA_DATA,
@@ -326,11 +326,26 @@ class Trainer(TimeBudget, Checkpoints):
 
     # --- the whole run --------------------------------------------------------------------
 
-    def run(self, max_minutes: float | None = None, resume: bool = False) -> TrainResult:
-        """Both phases within `max_minutes` (the autoencoder's part: autoencoder_share).
-        BudgetError when the budget buys fewer steps than the config's minimum."""
+    def run(
+        self,
+        max_minutes: float | None = None,
+        resume: bool = False,
+        after: AfterTraining | None = None,
+    ) -> TrainResult:
+        """Both phases within `max_minutes` (the autoencoder's part: autoencoder_share), less
+        the time `after` (work that must fit the same minutes once training ends) takes at the
+        speed probed here. BudgetError when the budget buys fewer steps than the config's
+        minimum."""
         started = time.monotonic()
         until = started + 60 * max_minutes if max_minutes else math.inf
+        if max_minutes and after is not None:
+            kept = self.after_training_seconds(after)
+            until -= kept
+            self.log(
+                f"{kept / 60:.1f} of the {max_minutes:.1f} minutes kept for the work after "
+                f"training ({after.tiles} tiles to sample in {after.steps} steps, and "
+                f"{after.seconds / 60:.1f} min of other work)"
+            )
         # steps asked for below the minimum fail now, not after training
         self._check_budget("autoencoder", self.config.vae_steps, "is set to", "")
         self._check_budget("denoiser", self.config.unet_steps, "is set to", "")

@@ -185,6 +185,31 @@ def test_the_speed_probe_changes_no_weight_or_random_stream(tmp_path):
     assert torch.equal(torch.get_rng_state(), global_rng)
 
 
+def test_work_after_training_is_kept_out_of_a_capped_budget(tmp_path, monkeypatch):
+    from generation.ldm.budget import TimeBudgetError
+    from generation.ldm.config import AfterTraining
+
+    trainer = tiny_trainer(tmp_path, min_vae_steps=5, min_unet_steps=5)
+    weights = {k: v.clone() for k, v in trainer.unet.state_dict().items()}
+    rng, global_rng = trainer.generator.get_state(), torch.get_rng_state()
+    # sampling is timed on the untrained networks and added to the caller's own seconds
+    assert trainer.after_training_seconds(AfterTraining(tiles=8, steps=2, seconds=5.0)) > 5.0
+    assert trainer.after_training_seconds(AfterTraining(seconds=5.0)) == 5.0  # nothing to sample
+    assert all(torch.equal(weights[k], v) for k, v in trainer.unet.state_dict().items())
+    assert all(p.grad is None for p in trainer.unet.parameters())
+    assert torch.equal(trainer.generator.get_state(), rng)
+    assert torch.equal(torch.get_rng_state(), global_rng)
+    # the same minute cap trains, but not with more than a minute of work kept after it
+    monkeypatch.setattr(trainer, "_probe_speeds", lambda steps=4: (0.01, 0.01))
+    with pytest.raises(TimeBudgetError, match="this time budget leaves"):
+        trainer.run(max_minutes=1.0, after=AfterTraining(seconds=61.0))
+    assert trainer.vae_step == 0 and trainer.unet_step == 0
+    result = tiny_trainer(tmp_path / "b", min_vae_steps=5, min_unet_steps=5).run(
+        max_minutes=1.0, after=AfterTraining(seconds=30.0)
+    )
+    assert (result.vae_steps, result.unet_steps) == (10, 10)
+
+
 SUBNORMALS = """
 import torch
 from generation.ldm.precision import flush_denormals

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -180,7 +181,42 @@ def test_a_cap_too_short_for_the_minimum_steps_is_refused_at_once_saying_how_to_
     assert "0 autoencoder + 50000 denoiser" in message and "this time budget leaves" in message
     # what .ci/demo looks for (its demo-cpu in place of demo-tiny)
     assert "generator 'demo-tiny' not trained: the minimum steps" in message
-    assert "make demo DEMO_MINUTES=" in message and "--train-minutes" in message
+    assert "make demo DEMO_MINUTES=" in message and "--minutes" in message
+    assert not Generator.objects.exists() and not Study.objects.exists()
+
+
+def test_the_demos_minutes_count_from_its_start_and_training_gets_what_the_steps_around_leave(
+    tmp_path, demo_tiles, capsys
+):
+    started = time.time() - 600  # as make demo passes its own start: ten minutes ago
+    output = run_demo(tmp_path, demo_tiles, minutes=30, started=started, train_minutes=None)
+    at_most, spent = map(
+        float,
+        re.search(
+            r"at most (\d+\.\d) minutes less the steps after it \(the demo's 30, (\d+\.\d) "
+            r"spent\)",
+            output,
+        ).groups(),
+    )
+    assert 10.0 <= spent < 20.0 and at_most == pytest.approx(30 - spent, abs=0.11)
+    # the steps after training: 4 tiles scored, 8 in the cohort, 16 previews, in 2 steps
+    kept = re.search(
+        r"(\d+\.\d) of the \d+\.\d minutes kept for the work after training \(28 tiles to "
+        r"sample in 2 steps, and (\d+\.\d) min of other work\)",
+        capsys.readouterr().out,
+    )
+    assert kept is not None and float(kept.group(1)) >= float(kept.group(2))
+    assert Study.objects.filter(name="demo").exists()
+
+
+def test_a_demo_whose_minutes_are_spent_before_training_stops_having_trained_nothing(
+    tmp_path, demo_tiles
+):
+    with pytest.raises(CommandError) as caught:
+        run_demo(tmp_path, demo_tiles, minutes=1, started=time.time() - 120, train_minutes=None)
+    message = str(caught.value)
+    assert re.match(r"the demo's 1 minutes were spent \(\d+\.\d\) before training began", message)
+    assert "make demo DEMO_MINUTES=" in message and "--minutes" in message
     assert not Generator.objects.exists() and not Study.objects.exists()
 
 

@@ -39,7 +39,22 @@ class Command(BaseCommand):
             help="the generator's training steps (default: about 10 minutes on a 2-core VM)",
         )
         parser.add_argument(
-            "--train-minutes", type=float, default=20.0, help="a cap on the training time"
+            "--minutes",
+            type=float,
+            default=20.0,
+            help="the whole demo's time, from --started to the open study: the generator "
+            "trains for what the steps before and after it leave",
+        )
+        parser.add_argument(
+            "--started",
+            type=float,
+            default=None,
+            metavar="UNIX_TIME",
+            help="when the demo's minutes began (make demo passes its own start, so that the "
+            "install counts); default: now",
+        )
+        parser.add_argument(
+            "--train-minutes", type=float, default=None, help="a cap on the training time alone"
         )
         parser.add_argument(
             "--evaluate-size", type=int, default=200, help="synthetic tiles scored for FID"
@@ -58,8 +73,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1:8000", help="host:port in the URLs")
 
     def handle(self, *args: object, **options: object) -> None:
-        if float(options["train_minutes"]) <= 0:  # type: ignore[arg-type]
-            raise CommandError("--train-minutes must be positive")
+        for name in ("minutes", "train_minutes"):
+            if options[name] is not None and float(options[name]) <= 0:  # type: ignore[arg-type]
+                raise CommandError(f"--{name.replace('_', '-')} must be positive")
         try:
             vae_steps, unet_steps = (int(x) for x in str(options["train_steps"]).split(","))
         except ValueError as exc:
@@ -81,7 +97,9 @@ class Command(BaseCommand):
             preset=str(options["preset"]),
             scheme=str(options["scheme"]),
             train_steps=(vae_steps, unet_steps),
-            train_minutes=float(options["train_minutes"]),  # type: ignore[arg-type]
+            minutes=float(options["minutes"]),  # type: ignore[arg-type]
+            started=options["started"],  # type: ignore[arg-type]
+            train_minutes=options["train_minutes"],  # type: ignore[arg-type]
             evaluate_size=int(options["evaluate_size"]),  # type: ignore[arg-type]
             clusters=int(options["clusters"]),  # type: ignore[arg-type]
             cohort_size=int(options["cohort_size"]),  # type: ignore[arg-type]
