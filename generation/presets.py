@@ -84,7 +84,8 @@ TINY_GENERATOR = GeneratorConfig(
 # at 580 + 1,330 steps FID300 163.2 against 193.0, though the autoencoder alone reconstructs
 # worse (rFID 2.95x the floor against 2.15x): a short-trained denoiser models 4 channels better.
 # The code penalty holds the codes' scale (std 3 instead of 2,795 after 1,000 steps): at 580 +
-# 1,330 steps FID300 141.8 against 164.8 without, precision 0.13 against 0.05
+# 1,330 steps FID300 141.8 against 164.8 without, precision 0.13 against 0.05; it does not
+# rescue 8 channels (197.0 at the same steps, though their autoencoder alone is better)
 CPU_GENERATOR = GeneratorConfig(
     latent_channels=4,
     vae_latent_noise=0.5,

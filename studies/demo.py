@@ -249,25 +249,25 @@ def _generator(
     if made:
         train_split, _, cap = _splits(options)
         vae_steps, unet_steps = options.train_steps
-        spent = options.minutes - (summary.deadline - time.monotonic()) / 60
-        minutes = options.minutes - spent
+        after = AfterTraining(
+            tiles=options.evaluate_size + options.cohort_size,
+            steps=options.steps,
+            seconds=_feature_seconds(options),
+        )
+        deadline = summary.deadline
         if options.train_minutes is not None:
-            minutes = min(minutes, options.train_minutes)
-        if minutes <= 0:
+            deadline = min(deadline, time.monotonic() + 60 * options.train_minutes)
+        spent = options.minutes - (summary.deadline - time.monotonic()) / 60
+        if deadline <= time.monotonic():
             raise DemoError(
                 f"the demo's {options.minutes:g} minutes were spent ({spent:.1f}) before "
                 f"training began; give it more minutes ({MINUTES_HINT})"
             )
         say(
             f"   training {name!r} ({options.preset} preset, {options.scheme} prompts): "
-            f"{vae_steps} autoencoder + {unet_steps} denoiser steps, at most {minutes:.1f} "
-            f"minutes less the steps after it (the demo's {options.minutes:g}, {spent:.1f} "
-            "spent)"
-        )
-        after = AfterTraining(
-            tiles=options.evaluate_size + options.cohort_size,
-            steps=options.steps,
-            seconds=_feature_seconds(options),
+            f"{vae_steps} autoencoder + {unet_steps} denoiser steps, at most "
+            f"{(deadline - time.monotonic()) / 60:.1f} minutes less the steps after it (the "
+            f"demo's {options.minutes:g}, {spent:.1f} spent)"
         )
         try:
             train_generator(
@@ -277,7 +277,7 @@ def _generator(
                 name=name,
                 split=train_split,
                 overrides={"vae_steps": str(vae_steps), "unet_steps": str(unet_steps)},
-                max_minutes=minutes,
+                deadline=deadline,
                 max_tiles=cap,
                 resume=True,  # continues a demo stopped during training
                 preview_steps=options.steps,  # as its cohort is sampled

@@ -210,6 +210,18 @@ def test_work_after_training_is_kept_out_of_a_capped_budget(tmp_path, monkeypatc
     assert (result.vae_steps, result.unet_steps) == (10, 10)
 
 
+def test_a_deadline_counts_from_the_call_and_caps_max_minutes():
+    import time
+
+    from generation.generators.training import _minutes_left
+
+    now = time.monotonic()
+    assert _minutes_left(5.0, None) == 5.0 and _minutes_left(None, None) is None
+    assert 1.5 < _minutes_left(None, now + 120) <= 2.0
+    assert _minutes_left(1.0, now + 120) == 1.0
+    assert _minutes_left(None, now - 1) == 1e-6  # passed: the trainer's budget refuses it
+
+
 SUBNORMALS = """
 import torch
 from generation.ldm.precision import flush_denormals
