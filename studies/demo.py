@@ -20,38 +20,34 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count
 
 from generation.annotation import AnnotationError, annotate_dataset
-from generation.annotation.embeddings import (
-    EmbeddingError,
-    InceptionEmbedder,
-    inception_weights,
-    pick_device,
-)
 from generation.cohorts import CohortRequest, generate_cohort
-from generation.evaluation import EvaluationError, EvaluationRequest, evaluate_generator
+from generation.evaluation import (
+    EvaluationError,
+    EvaluationRequest,
+    evaluate_generator,
+    inception_seconds,
+)
 from generation.generators import (
     GeneratorError,
     TrainingTimeError,
+    check_trained,
     flush_denormals,
     train_generator,
 )
 from generation.ldm.config import SAMPLING_STEPS, AfterTraining, SamplingConfig
 from generation.models import Cohort, Dataset, FidelityEvaluation, Generator, TileAnnotation
-from generation.presets import PRESETS
 from generation.tiles import (
-    DownloadError,
     TileImportError,
-    download_pcam,
     import_tiles,
 )
 from studies.accounts import ensure_accounts
 from studies.models import Study
+from studies.pcam import MissingPcam, pcam_folder
 
 GENERATOR = "demo-{preset}"
 COHORT = "demo-cohort"
@@ -62,7 +58,6 @@ DEMO_STEPS = (700, 1300)
 STUDY = "demo"
 STAFF = "researcher"
 READERS = ("pathologist1", "pathologist2")
-PCAM_HOME = "https://github.com/basveeling/pcam"
 MINUTES_HINT = "make demo DEMO_MINUTES=..., or manage.py demo --minutes ..."
 
 
@@ -160,7 +155,10 @@ def _tiles(
     dataset = Dataset.objects.filter(name=options.dataset).first()
     made = dataset is None or not dataset.tiles.exists()
     if made:
-        source = options.pcam if options.pcam.is_dir() else _download(options, say)
+        try:
+            source = pcam_folder(options.pcam, options.download, say)
+        except MissingPcam as exc:
+            raise DemoError(str(exc)) from exc
         say(f"   importing {source} into {options.dataset!r}")
         try:
             import_tiles(source, options.dataset)
@@ -172,31 +170,6 @@ def _tiles(
     splits = dict(dataset.tiles.order_by("split").values_list("split").annotate(n=Count("pk")))
     per_split = ", ".join(f"{s} {n:,}" for s, n in splits.items())
     return f"tiles: {sum(splits.values()):,} in {options.dataset!r} ({per_split})", made
-
-
-def _download(options: DemoOptions, say: Callable[[str], None]) -> Path:
-    """The PCam validation split from the official mirror, or an error saying how to get PCam."""
-
-    cache = Path(settings.HISTOSTUDY_CACHE_DIR) / "pcam"
-    where = (
-        f"No PCam tiles at {options.pcam}. HistoStudy needs real PCam tiles (96x96 H&E, "
-        "healthy / tumour). Either:\n"
-        f"  - put an image folder there, laid out as {options.pcam}/<split>/<label>/*.jpg "
-        "(split train or valid, label 0 healthy or 1 tumour; the PCam sample has this layout), "
-        "or name another folder with `make demo PCAM=/path/to/pcam`; or\n"
-        f"  - download the official PCam files camelyonpatch_level_2_split_valid_x.h5.gz and "
-        f"camelyonpatch_level_2_split_valid_y.h5.gz ({PCAM_HOME}, Zenodo record 2546921) "
-        f"into {cache}/ and run `make demo` again."
-    )
-    if not options.download:
-        raise DemoError(where)
-    say(f"   no tiles at {options.pcam}; downloading the PCam validation split")
-    try:
-        return download_pcam(
-            "valid", Path(settings.HISTOSTUDY_CACHE_DIR), settings.HISTOSTUDY_PCAM_URL
-        )
-    except DownloadError as exc:
-        raise DemoError(f"{where}\nThe download failed: {exc}") from exc
 
 
 def _annotations(
@@ -249,26 +222,23 @@ def _generator(
     if made:
         train_split, _, cap = _splits(options)
         vae_steps, unet_steps = options.train_steps
-        after = AfterTraining(
-            tiles=options.evaluate_size + options.cohort_size,
-            steps=options.steps,
-            seconds=_feature_seconds(options),
-        )
-        deadline = summary.deadline
-        if options.train_minutes is not None:
-            deadline = min(deadline, time.monotonic() + 60 * options.train_minutes)
         spent = options.minutes - (summary.deadline - time.monotonic()) / 60
-        if deadline <= time.monotonic():
+        if summary.deadline <= time.monotonic():
             raise DemoError(
                 f"the demo's {options.minutes:g} minutes were spent ({spent:.1f}) before "
                 f"training began; give it more minutes ({MINUTES_HINT})"
             )
         say(
             f"   training {name!r} ({options.preset} preset, {options.scheme} prompts): "
-            f"{vae_steps} autoencoder + {unet_steps} denoiser steps, at most "
-            f"{(deadline - time.monotonic()) / 60:.1f} minutes less the steps after it (the "
-            f"demo's {options.minutes:g}, {spent:.1f} spent)"
+            f"{vae_steps} autoencoder + {unet_steps} denoiser steps, within the demo's "
+            f"{options.minutes:g} minutes ({spent:.1f} spent) less the steps after it"
+            + (f", at most {options.train_minutes:g}" if options.train_minutes else "")
         )
+        try:  # the fidelity step's Inception features (synthetic, reference, floor, recon.)
+            features = inception_seconds(4 * options.evaluate_size)
+        except EvaluationError as exc:
+            raise DemoError(f"the fidelity step cannot run: {exc}") from exc
+        after = AfterTraining(options.evaluate_size + options.cohort_size, options.steps, features)
         try:
             train_generator(
                 dataset=options.dataset,
@@ -277,7 +247,8 @@ def _generator(
                 name=name,
                 split=train_split,
                 overrides={"vae_steps": str(vae_steps), "unet_steps": str(unet_steps)},
-                deadline=deadline,
+                max_minutes=options.train_minutes,
+                deadline=summary.deadline,
                 max_tiles=cap,
                 resume=True,  # continues a demo stopped during training
                 preview_steps=options.steps,  # as its cohort is sampled
@@ -285,57 +256,28 @@ def _generator(
             )
         except GeneratorError as exc:
             hint = (  # the minutes the user sets, by either way of running the demo
-                f" (the demo's {options.minutes:g} minutes, {spent:.1f} of them spent before "
-                f"training; {MINUTES_HINT})"
+                f" (the demo's {options.minutes:g} minutes count from its start: add the "
+                f"{spent:.1f} spent before training; {MINUTES_HINT}"
+                + (", and --train-minutes" if options.train_minutes else "")
+                + ")"
                 if isinstance(exc, TrainingTimeError)
                 else ""
             )
             raise DemoError(f"{exc}{hint}") from exc
     generator = Generator.objects.get(name=name)
-    check_trained(generator, options.preset)
+    try:
+        check_trained(generator, options.preset)
+    except GeneratorError as exc:
+        raise DemoError(
+            f"{exc}; no study is opened on it. Delete it in admin (Generators) and run the demo "
+            f"again, with more minutes on a slow machine ({MINUTES_HINT})"
+        ) from exc
     return (
         f"generator: {name!r} on {generator.tiles_trained:,} tiles, {generator.vae_steps} "
         f"autoencoder + {generator.unet_steps} denoiser steps in "
         f"{generator.wall_seconds / 60:.1f} min",
         made,
     )
-
-
-def _feature_seconds(options: DemoOptions) -> float:
-    """Seconds the fidelity step's Inception features take here: four sets of evaluate_size
-    tiles (synthetic, reference, floor, reconstructions), timed on two batches of up to 32
-    random tiles after a warm-up one (one batch of 16 read 1.4 minutes where the step took 2).
-    Missing or corrupt Inception weights stop the demo here, before any training, where the
-    fidelity step would stop after it."""
-    try:
-        embedder = InceptionEmbedder(
-            inception_weights(getattr(settings, "HISTOSTUDY_INCEPTION_WEIGHTS", None)),
-            pick_device("auto"),
-        )
-    except EmbeddingError as exc:
-        raise DemoError(f"the fidelity step cannot run: {exc}") from exc
-    n = max(1, min(32, 4 * options.evaluate_size))
-    tiles = np.random.default_rng(0).integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
-    embedder.embed(tiles)
-    began = time.monotonic()
-    embedder.embed(tiles)
-    embedder.embed(tiles)
-    return (time.monotonic() - began) / (2 * n) * 4 * options.evaluate_size
-
-
-def check_trained(generator: Generator, preset: str) -> None:
-    """A generator with fewer steps than the preset's minimum makes noise, not tiles: no study
-    is opened on it, whether it was trained now or by an earlier run."""
-    least = PRESETS[preset].generator
-    if generator.vae_steps < least.min_vae_steps or generator.unet_steps < least.min_unet_steps:
-        raise DemoError(
-            f"generator {generator.name!r} was trained for {generator.vae_steps} autoencoder + "
-            f"{generator.unet_steps} denoiser steps, fewer than the {least.min_vae_steps} + "
-            f"{least.min_unet_steps} the {preset} preset needs for tiles worth reading; no "
-            f"study is opened on it. Delete it in admin (Generators) and run the demo again, "
-            "with more minutes on a slow machine (make demo DEMO_MINUTES=..., or manage.py demo "
-            "--minutes ...)"
-        )
 
 
 def _fidelity(

@@ -14,6 +14,7 @@ from generation import lazy_exports
 __getattr__, __all__ = lazy_exports(
     __name__,
     fid="FidError FidRequest FidSummary compute_fid",
+    measures="inception_seconds",
     run="EvaluationError EvaluationRequest MEASURES evaluate_generator",
     summary="summary_dict summary_lines",
     utility="UtilityError UtilityRequest evaluate_utility summarise",

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,24 @@ def utility_arm(cohort: Cohort, request: EvaluationRequest):
         return evaluate_utility(arm, device=request.device, progress=request.progress)
     except UtilityError as exc:
         raise EvaluationError(f"utility of cohort {cohort.name!r}: {exc}") from exc
+
+
+def inception_seconds(tiles: int, device: str = "auto") -> float:
+    """Seconds the Inception features of `tiles` tiles take here, timed on two batches of up
+    to 32 random tiles after a warm-up one (the demo's fidelity step: one batch of 16 read 1.4
+    minutes where the step took 2). EvaluationError where the weights are missing or
+    corrupt, which the fidelity step would meet later."""
+    try:
+        embedder = InceptionEmbedder(
+            weights_path(getattr(settings, "HISTOSTUDY_INCEPTION_WEIGHTS", None)),
+            pick_device(device),
+        )
+    except EmbeddingError as exc:
+        raise EvaluationError(str(exc)) from exc
+    n = max(1, min(32, tiles))
+    batch = np.random.default_rng(0).integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
+    embedder.embed(batch)
+    began = time.monotonic()
+    embedder.embed(batch)
+    embedder.embed(batch)
+    return (time.monotonic() - began) / (2 * n) * tiles

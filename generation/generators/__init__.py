@@ -5,7 +5,8 @@ from generation import lazy_exports
 
 __getattr__, __all__ = lazy_exports(
     __name__,
-    registry="GeneratorError Shard TrainingTimeError generators_root load_pipeline training_tiles",
+    registry="GeneratorError Shard TrainingTimeError check_trained generators_root load_pipeline "
+    "training_tiles",
     training="TrainSummary config_for flush_denormals link_training_tiles train_generator "
     "training_set write_previews",
 )

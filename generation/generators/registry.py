@@ -16,6 +16,7 @@ from django.conf import settings
 
 from generation.annotation.embeddings import EmbeddingError, pick_device
 from generation.models import Generator
+from generation.presets import PRESETS
 
 
 class GeneratorError(ValueError):
@@ -24,6 +25,18 @@ class GeneratorError(ValueError):
 
 class TrainingTimeError(GeneratorError):
     """The time budget is too short for the minimum steps: more minutes would train it."""
+
+
+def check_trained(generator: Generator, preset: str) -> None:
+    """GeneratorError where `generator` has fewer steps than `preset`'s minimum: it makes
+    noise, not tiles, whether it was trained now or by an earlier run."""
+    least = PRESETS[preset].generator
+    if generator.vae_steps < least.min_vae_steps or generator.unet_steps < least.min_unet_steps:
+        raise GeneratorError(
+            f"generator {generator.name!r} was trained for {generator.vae_steps} autoencoder + "
+            f"{generator.unet_steps} denoiser steps, fewer than the {least.min_vae_steps} + "
+            f"{least.min_unet_steps} the {preset} preset needs for tiles worth reading"
+        )
 
 
 def generators_root() -> Path:

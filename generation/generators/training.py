@@ -143,8 +143,9 @@ def train_generator(
     register it as `name`; previews=False skips the PREVIEW_TILES sample tiles drawn for the
     admin, which are otherwise sampled in `preview_steps` steps. `after`: work that must fit
     the time too once training ends (Trainer.run), the previews added to its tiles.
-    `deadline`: a time.monotonic() by which training and `after` must be done, counted from
-    here (loading the tiles included) where `max_minutes` counts from the first step."""
+    `deadline`: a time.monotonic() by which training and `after` must be done (loading the
+    tiles counts); `max_minutes` caps training alone, from its first step. A deadline already
+    passed is a budget the trainer refuses."""
     from generation.ldm.budget import BudgetError, TimeBudgetError
     from generation.ldm.train import Trainer, TrainingData
 
@@ -168,8 +169,8 @@ def train_generator(
     log = print if progress else (lambda _: None)  # --json: stdout carries the summary alone
     trainer = Trainer(config, TrainingData(tiles, prompts), work, log=log, progress=progress)
     try:
-        minutes = _minutes_left(max_minutes, deadline)
-        result = trainer.run(minutes, resume, _with_previews(after, previews))
+        within = None if deadline is None else max(1e-6, (deadline - time.monotonic()) / 60)
+        result = trainer.run(max_minutes, resume, _with_previews(after, previews), within)
     except BudgetError as exc:  # nothing made is kept: a larger budget starts clean
         if fresh and trainer.accelerator.is_main_process:
             shutil.rmtree(work, ignore_errors=True)
@@ -184,15 +185,6 @@ def train_generator(
     if not trainer.accelerator.is_main_process:
         return _summary_of(Generator.objects.get(name=name), config)
     return summary
-
-
-def _minutes_left(max_minutes: float | None, deadline: float | None) -> float | None:
-    """`max_minutes`, or the minutes to `deadline` if fewer (a tiny positive number once it
-    has passed, which the trainer's budget then refuses)."""
-    if deadline is None:
-        return max_minutes
-    left = max(1e-6, (deadline - time.monotonic()) / 60)
-    return left if max_minutes is None else min(max_minutes, left)
 
 
 def _with_previews(after: AfterTraining | None, previews: bool) -> AfterTraining | None:

@@ -38,6 +38,8 @@ class TimeBudgetError(BudgetError):
 class TimeBudget:
     """Budget methods of Trainer (generation.ldm.train), which owns the state they use."""
 
+    kept_seconds = 0.0  # what budget_end keeps for the work after training
+
     def _plan_phase(
         self, phase: str, step: int, session: list[float], until: float, latest: float | None = None
     ) -> None:
@@ -168,7 +170,8 @@ class TimeBudget:
                 again = self._probe_speeds()
                 self.probed = (min(vae_seconds, again[0]), min(unet_seconds, again[1]))
                 self.encoding_seconds = min(self.encoding_seconds, self._probe_encoding())
-        advice = math.ceil(DENOISER_RESERVE_MARGIN * needed / 60)
+        # the minutes to ask for include the work kept for after training (budget_end)
+        advice = math.ceil((DENOISER_RESERVE_MARGIN * needed + self.kept_seconds) / 60)
         raise TimeBudgetError(
             f"the minimum steps ({vae_left} autoencoder + {unet_left} denoiser to go, of the "
             "preset's min_vae_steps and min_unet_steps) and the encoding of the training "
@@ -203,6 +206,27 @@ class TimeBudget:
             f"them; the autoencoder gets at most {share:.0%} of the time they leave"
         )
         return share
+
+    def budget_end(
+        self,
+        started: float,
+        max_minutes: float | None,
+        within: float | None,
+        after: AfterTraining | None,
+    ) -> float:
+        """When training must end: `max_minutes` after `started`, or, if sooner, `within`
+        minutes after it less the time `after` takes here (after_training_seconds)."""
+        until = started + 60 * max_minutes if max_minutes else math.inf
+        if within is None:
+            return until
+        self.kept_seconds = self.after_training_seconds(after) if after else 0.0
+        if after is not None:
+            self.log(
+                f"{self.kept_seconds / 60:.1f} of the {within:.1f} minutes kept for the work "
+                f"after training ({after.tiles} tiles to sample in {after.steps} steps, and "
+                f"{after.seconds / 60:.1f} min of other work)"
+            )
+        return min(until, started + 60 * within - self.kept_seconds)
 
     def after_training_seconds(self, after: AfterTraining) -> float:
         """Seconds `after` takes here: one timed sampling batch (a denoiser pass over two rows

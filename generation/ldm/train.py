@@ -322,8 +322,6 @@ class Trainer(TimeBudget, Checkpoints):
         bar.set_postfix(loss=f"{value:.4f}")
         bar.update()
 
-    # --- checkpoints ----------------------------------------------------------------------
-
     # --- the whole run --------------------------------------------------------------------
 
     def run(
@@ -331,21 +329,14 @@ class Trainer(TimeBudget, Checkpoints):
         max_minutes: float | None = None,
         resume: bool = False,
         after: AfterTraining | None = None,
+        within: float | None = None,
     ) -> TrainResult:
-        """Both phases within `max_minutes` (the autoencoder's part: autoencoder_share), less
-        the time `after` (work that must fit the same minutes once training ends) takes at the
-        speed probed here. BudgetError when the budget buys fewer steps than the config's
-        minimum."""
+        """Both phases within the budget's end (budget_end: `max_minutes`, `within` less the
+        work `after` training), the autoencoder's part by autoencoder_share. BudgetError when
+        the budget buys fewer steps than the config's minimum."""
         started = time.monotonic()
-        until = started + 60 * max_minutes if max_minutes else math.inf
-        if max_minutes and after is not None:
-            kept = self.after_training_seconds(after)
-            until -= kept
-            self.log(
-                f"{kept / 60:.1f} of the {max_minutes:.1f} minutes kept for the work after "
-                f"training ({after.tiles} tiles to sample in {after.steps} steps, and "
-                f"{after.seconds / 60:.1f} min of other work)"
-            )
+        until = self.budget_end(started, max_minutes, within, after)
+        capped = math.isfinite(until)
         # steps asked for below the minimum fail now, not after training
         self._check_budget("autoencoder", self.config.vae_steps, "is set to", "")
         self._check_budget("denoiser", self.config.unet_steps, "is set to", "")
@@ -353,7 +344,7 @@ class Trainer(TimeBudget, Checkpoints):
             self.log(f"resumed at autoencoder step {self.vae_step}, denoiser step {self.unet_step}")
         if not self.vae_finished:
             vae_until, latest = until, None
-            if max_minutes:
+            if capped:
                 share = self.autoencoder_share()  # probes the speeds and the encoding
                 self.check_minimums_fit(until)  # before any step
                 # a share of the time the encoding leaves, ending where the denoiser's reserve
@@ -364,7 +355,7 @@ class Trainer(TimeBudget, Checkpoints):
             self.train_autoencoder(vae_until, latest)
             self._check_budget("autoencoder", self.vae_step, "reached")
             # the denoiser learns this autoencoder's latents, so it is final from here on
-            self.vae_finished = self.vae_step >= self.config.vae_steps or bool(max_minutes)
+            self.vae_finished = self.vae_step >= self.config.vae_steps or capped
             self.save_checkpoint()
         if self.vae_finished:
             self.train_denoiser(until)

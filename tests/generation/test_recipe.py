@@ -193,34 +193,38 @@ def test_work_after_training_is_kept_out_of_a_capped_budget(tmp_path, monkeypatc
     weights = {k: v.clone() for k, v in trainer.unet.state_dict().items()}
     rng, global_rng = trainer.generator.get_state(), torch.get_rng_state()
     # sampling is timed on the untrained networks and added to the caller's own seconds
-    assert trainer.after_training_seconds(AfterTraining(tiles=8, steps=2, seconds=5.0)) > 5.0
+    sampled = trainer.after_training_seconds(AfterTraining(tiles=8, steps=2, seconds=5.0))
+    assert sampled > 5.0 * AFTER_TRAINING_MARGIN
     nothing_to_sample = trainer.after_training_seconds(AfterTraining(seconds=5.0))
     assert nothing_to_sample == pytest.approx(5.0 * AFTER_TRAINING_MARGIN)
     assert all(torch.equal(weights[k], v) for k, v in trainer.unet.state_dict().items())
     assert all(p.grad is None for p in trainer.unet.parameters())
     assert torch.equal(trainer.generator.get_state(), rng)
     assert torch.equal(torch.get_rng_state(), global_rng)
-    # the same minute cap trains, but not with more than a minute of work kept after it
+    # `within` a minute trains, but not with a minute of work kept after it
     monkeypatch.setattr(trainer, "_probe_speeds", lambda steps=4: (0.01, 0.01))
     with pytest.raises(TimeBudgetError, match="this time budget leaves"):
-        trainer.run(max_minutes=1.0, after=AfterTraining(seconds=61.0))
+        trainer.run(within=1.0, after=AfterTraining(seconds=60.0))
     assert trainer.vae_step == 0 and trainer.unet_step == 0
     result = tiny_trainer(tmp_path / "b", min_vae_steps=5, min_unet_steps=5).run(
-        max_minutes=1.0, after=AfterTraining(seconds=30.0)
+        within=1.0, after=AfterTraining(seconds=20.0)
     )
     assert (result.vae_steps, result.unet_steps) == (10, 10)
 
 
-def test_a_deadline_counts_from_the_call_and_caps_max_minutes():
-    import time
+def test_the_budget_ends_at_the_cap_on_training_or_the_deadline_less_the_work_after(tmp_path):
+    from generation.ldm.budget import AFTER_TRAINING_MARGIN
+    from generation.ldm.config import AfterTraining
 
-    from generation.generators.training import _minutes_left
-
-    now = time.monotonic()
-    assert _minutes_left(5.0, None) == 5.0 and _minutes_left(None, None) is None
-    assert 1.5 < _minutes_left(None, now + 120) <= 2.0
-    assert _minutes_left(1.0, now + 120) == 1.0
-    assert _minutes_left(None, now - 1) == 1e-6  # passed: the trainer's budget refuses it
+    trainer = tiny_trainer(tmp_path)
+    now, after = 1000.0, AfterTraining(seconds=10.0)
+    kept = 10.0 * AFTER_TRAINING_MARGIN
+    assert trainer.budget_end(now, None, None, None) == math.inf
+    assert trainer.budget_end(now, 2.0, None, after) == now + 120  # no deadline: nothing kept
+    assert trainer.budget_end(now, None, 1.0, after) == pytest.approx(now + 60 - kept)
+    assert trainer.budget_end(now, 2.0, 1.0, after) == pytest.approx(now + 60 - kept)
+    assert trainer.budget_end(now, 0.5, 1.0, after) == now + 30  # the cap on training binds
+    assert trainer.kept_seconds == pytest.approx(kept)  # what a refusal adds to its advice
 
 
 SUBNORMALS = """

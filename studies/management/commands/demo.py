@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -73,6 +74,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1:8000", help="host:port in the URLs")
 
     def handle(self, *args: object, **options: object) -> None:
+        started = options["started"]
+        if started is not None and float(started) > time.time() + 60:  # type: ignore[arg-type]
+            raise CommandError(f"--started {started}: a Unix time in seconds, not in the future")
         for name in ("minutes", "train_minutes"):
             if options[name] is not None and float(options[name]) <= 0:  # type: ignore[arg-type]
                 raise CommandError(f"--{name.replace('_', '-')} must be positive")
